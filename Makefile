@@ -25,6 +25,7 @@ control-plane:  ## build and cache etcd, kube-apiserver, kube-controller-manager
 
 test: setup system-packages control-plane lint  ## the whole test suite (what CI runs)
 	@$(PY) -m pytest
+	@bash hack/check-no-leaks.sh
 
 unit: setup  ## the fast tests that need no control plane
 	@$(PY) -m pytest tests/unit

@@ -14,8 +14,14 @@ from collections.abc import Sequence
 # name -> (module, help). Each module exposes `configure(parser)` and `run(args) -> int`.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "operator": ("webapp_scaler.runner", "run the operator (kopf) against the current kubeconfig"),
-    "dev-cluster": ("webapp_scaler.devcluster.cli", "start/stop a local etcd + kube-apiserver + controller-manager"),
-    "simulate": ("webapp_scaler.simulation.cli", "replay a traffic trace through the scaler and the baselines"),
+    "dev-cluster": (
+        "webapp_scaler.devcluster.cli",
+        "start/stop a local etcd + kube-apiserver + controller-manager",
+    ),
+    "simulate": (
+        "webapp_scaler.simulation.cli",
+        "replay a traffic trace through the scaler and the baselines",
+    ),
 }
 
 
