@@ -30,7 +30,7 @@ CDI_SWAGGER = "cdi-v1.66.0-swagger.json"
 
 Schema = dict[str, Any]
 
-MAX_DESCRIPTION = 320
+MAX_DESCRIPTION = 800
 """Longest description kept, in characters: enough for `kubectl explain`, small enough for etcd."""
 
 QUANTITY_PATTERN = (
@@ -264,6 +264,7 @@ def trim_description(text: str, limit: int = MAX_DESCRIPTION) -> str:
     end = max(cut.rfind(". "), cut.rfind(".\t"))
     if end >= limit // 3:
         return cut[: end + 1]
+    cut = cut[: limit - len(" ...")]
     return cut[: cut.rfind(" ")].rstrip(",;:") + " ..."
 
 
