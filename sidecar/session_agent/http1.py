@@ -1,0 +1,201 @@
+"""Just enough HTTP/1.1 for a transparent reverse proxy: parse heads, find message framing.
+
+Heads are forwarded byte for byte; only the fields the proxy needs are extracted. Anything that could
+make the proxy and the application disagree on where a message ends (request smuggling) is rejected
+with 400, as RFC 9112 asks of a proxy.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_DIGITS = re.compile(rb"[0-9]{1,18}")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
+
+
+class HttpError(Exception):
+    """A request the proxy answers itself, with `status` and a plain-text explanation."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+REASONS = {
+    100: "Continue",
+    400: "Bad Request",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    431: "Request Header Fields Too Large",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
+}
+
+
+def error_response(status: int, detail: str, extra_headers: tuple[tuple[str, str], ...] = ()) -> bytes:
+    """A complete response that closes the connection: used for every error the proxy produces."""
+    body = (detail + "\n").encode()
+    lines = [
+        f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}",
+        "Content-Type: text/plain; charset=utf-8",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        *(f"{name}: {value}" for name, value in extra_headers),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+@dataclass(slots=True)
+class Framing:
+    """How the body of a message is delimited."""
+
+    content_length: int | None = None
+    chunked: bool = False
+
+
+@dataclass(slots=True)
+class RequestHead:
+    method: bytes
+    version: bytes
+    raw: bytes
+    framing: Framing
+    cookies: list[bytes] = field(default_factory=list)
+    keep_alive: bool = True
+    upgrade: bool = False
+    expect_continue: bool = False
+
+
+@dataclass(slots=True)
+class ResponseHead:
+    status: int
+    raw: bytes
+    framing: Framing
+    set_cookies: list[bytes] = field(default_factory=list)
+    keep_alive: bool = True
+
+
+def _split_lines(raw: bytes, max_headers: int, error_status: int) -> list[bytes]:
+    # A bare CR or LF inside a head is how smuggling attacks hide a second header; refuse it.
+    if raw.count(b"\n") != raw.count(b"\r\n") or raw.count(b"\r") != raw.count(b"\r\n"):
+        raise HttpError(error_status, "bare CR or LF in the message head")
+    lines = raw[:-4].split(b"\r\n")
+    if len(lines) - 1 > max_headers:
+        raise HttpError(431 if error_status == 400 else error_status, "too many header fields")
+    return lines
+
+
+def _content_length(value: bytes, current: int | None, error_status: int) -> int:
+    value = value.strip()
+    if not _DIGITS.fullmatch(value):
+        raise HttpError(error_status, "invalid Content-Length")
+    length = int(value)
+    if current is not None and current != length:
+        raise HttpError(error_status, "conflicting Content-Length headers")
+    return length
+
+
+def _tokens(value: bytes) -> set[bytes]:
+    return {token.strip().lower() for token in value.split(b",")}
+
+
+def parse_request_head(raw: bytes, *, max_headers: int) -> RequestHead:
+    """Parse a request head (ending in CRLFCRLF); raises HttpError for anything unsafe to forward."""
+    lines = _split_lines(raw, max_headers, 400)
+    parts = lines[0].split(b" ")
+    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not parts[1]:
+        raise HttpError(400, "malformed request line")
+    method, _, version = parts
+    if version not in (b"HTTP/1.1", b"HTTP/1.0"):
+        if version.startswith(b"HTTP/"):
+            raise HttpError(505, "only HTTP/1.0 and HTTP/1.1 are supported")
+        raise HttpError(400, "malformed request line")
+    framing = Framing()
+    head = RequestHead(method=method, version=version, raw=raw, framing=framing)
+    connection: set[bytes] = set()
+    transfer_encoding: bytes | None = None
+    has_upgrade = False
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep or not _TOKEN.fullmatch(name):
+            raise HttpError(400, "malformed header field")
+        lname = name.lower()
+        if lname == b"cookie":
+            head.cookies.append(value)
+        elif lname == b"content-length":
+            framing.content_length = _content_length(value, framing.content_length, 400)
+        elif lname == b"transfer-encoding":
+            transfer_encoding = (transfer_encoding + b"," if transfer_encoding else b"") + value
+        elif lname == b"connection":
+            connection |= _tokens(value)
+        elif lname == b"upgrade":
+            has_upgrade = True
+        elif lname == b"expect":
+            head.expect_continue = value.strip().lower() == b"100-continue"
+    if transfer_encoding is not None:
+        codings = [token.strip().lower() for token in transfer_encoding.split(b",")]
+        if codings[-1] != b"chunked":
+            raise HttpError(400, "a request body must end with the chunked transfer coding")
+        if framing.content_length is not None:
+            raise HttpError(400, "both Transfer-Encoding and Content-Length")
+        if version == b"HTTP/1.0":
+            raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
+        framing.chunked = True
+    if version == b"HTTP/1.1":
+        head.keep_alive = b"close" not in connection
+    else:
+        head.keep_alive = b"keep-alive" in connection
+    head.upgrade = has_upgrade and b"upgrade" in connection
+    return head
+
+
+def parse_response_head(raw: bytes, *, request_method: bytes, max_headers: int) -> ResponseHead:
+    """Parse an upstream response head; raises HttpError(502) when the application's answer is broken."""
+    lines = _split_lines(raw, max_headers, 502)
+    parts = lines[0].split(b" ", 2)
+    if len(parts) < 2 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0") or not _DIGITS.fullmatch(parts[1]):
+        raise HttpError(502, "the application sent a malformed status line")
+    status = int(parts[1])
+    framing = Framing()
+    head = ResponseHead(status=status, raw=raw, framing=framing)
+    connection: set[bytes] = set()
+    transfer_encoding: bytes | None = None
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep or not _TOKEN.fullmatch(name):
+            raise HttpError(502, "the application sent a malformed header field")
+        lname = name.lower()
+        if lname == b"set-cookie":
+            head.set_cookies.append(value.strip())
+        elif lname == b"content-length":
+            framing.content_length = _content_length(value, framing.content_length, 502)
+        elif lname == b"transfer-encoding":
+            transfer_encoding = (transfer_encoding + b"," if transfer_encoding else b"") + value
+        elif lname == b"connection":
+            connection |= _tokens(value)
+    no_body = request_method == b"HEAD" or status < 200 or status in (204, 304)
+    if no_body:
+        framing.content_length = 0
+    elif transfer_encoding is not None:
+        framing.content_length = None
+        framing.chunked = transfer_encoding.split(b",")[-1].strip().lower() == b"chunked"
+    if parts[0] == b"HTTP/1.1":
+        head.keep_alive = b"close" not in connection
+    else:
+        head.keep_alive = b"keep-alive" in connection
+    if not no_body and framing.content_length is None and not framing.chunked:
+        head.keep_alive = False  # the body ends when the application closes the connection
+    return head
+
+
+def chunk_size(line: bytes) -> int:
+    """Size of a chunk from its size line (extensions ignored); raises HttpError on garbage."""
+    size = line[:-2].split(b";", 1)[0].strip()
+    if not _HEX.fullmatch(size):
+        raise HttpError(400, "malformed chunk size")
+    return int(size, 16)
