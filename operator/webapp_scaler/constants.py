@@ -1,0 +1,62 @@
+"""Names shared by every layer: API coordinates, labels, annotations, condition types and reasons."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+GROUP = "webappscaler.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "WebAppScaling"
+PLURAL = "webappscalings"
+
+KUBEVIRT_GROUP, KUBEVIRT_VERSION = "kubevirt.io", "v1"
+CDI_GROUP, CDI_VERSION = "cdi.kubevirt.io", "v1beta1"
+
+FIELD_MANAGER = "webapp-scaler"
+
+# Labels. The scaling label is copied by KubeVirt from the VM template to the VMI and its pod, so the
+# Service, the /scale selector and our own lists all select on it.
+LABEL_SCALING = f"{GROUP}/scaling"
+LABEL_VM = f"{GROUP}/vm"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_PART_OF = "app.kubernetes.io/part-of"
+MANAGED_BY = "webapp-scaler"
+
+# Annotations on VMs: restart-safe state lives here, never only in the operator's memory.
+ANNOTATION_DRAINING_SINCE = f"{GROUP}/draining-since"  # RFC 3339; a restarted operator continues the drain
+ANNOTATION_PROTECTED = f"{GROUP}/protected"  # "true": never chosen for scale-in
+ANNOTATION_WARM = f"{GROUP}/warm"  # "true": a pre-cloned stopped VM of the warm pool
+ANNOTATION_STARTED_AT = f"{GROUP}/started-at"  # when a warm VM was started (for boot-time measurement)
+
+
+class ConditionType(StrEnum):
+    READY = "Ready"
+    SCALING = "Scaling"
+    METRICS_AVAILABLE = "MetricsAvailable"
+    GOLDEN_IMAGE_READY = "GoldenImageReady"
+
+
+class Reason(StrEnum):
+    """Condition and Event reasons; scaling ones reuse the HPA vocabulary."""
+
+    GOLDEN_IMAGE_READY = "GoldenImageReady"
+    GOLDEN_IMAGE_NOT_FOUND = "GoldenImageNotFound"
+    GOLDEN_IMAGE_NOT_READY = "GoldenImageNotReady"
+    GOLDEN_IMAGE_FAILED = "GoldenImageFailed"
+    CLONE_NOT_AUTHORIZED = "CloneNotAuthorized"
+    METRICS_OK = "ValidMetricFound"
+    METRICS_MISSING = "FailedGetSessionsMetric"
+    NO_READY_VMS = "NoReadyVMs"
+    SCALED_UP = "ScaledUp"
+    SCALED_DOWN = "ScaledDown"
+    DRAINING = "Draining"
+    DELETED = "DeletedDrainedVM"
+    DRAIN_TIMEOUT = "DrainTimeout"
+    STABLE = "Stable"
+    PAUSED = "Paused"
+    EXTERNAL = "ExternalScaling"
+    ALL_READY = "AllVMsReady"
+    VMS_NOT_READY = "VMsNotReady"
+    CREATE_FAILED = "FailedCreate"
+    DRAIN_FAILED = "FailedDrain"
