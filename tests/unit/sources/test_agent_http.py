@@ -1,0 +1,160 @@
+"""AgentHTTPSource against real HTTP servers on loopback: good, slow, dead, garbage and huge agents."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import pytest
+from aiohttp import web
+from webapp_scaler.sources.agent_http import AgentHTTPSource
+from webapp_scaler.sources.base import Target
+from webapp_scaler.sources.drain_client import DrainError, set_draining
+from webapp_scaler.sources.prometheus_text import MetricError, session_count
+
+METRIC = "webapp_active_sessions"
+GOOD = f"# HELP {METRIC} Active sessions.\n# TYPE {METRIC} gauge\n{METRIC} 42.0\n"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def text(body: str, status: int = 200) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(text=body, status=status)
+
+    return handler
+
+
+async def slow(request: web.Request) -> web.StreamResponse:
+    await asyncio.sleep(1.5)
+    return web.Response(text=GOOD)
+
+
+async def huge(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse()  # chunked: no Content-Length to trust
+    await response.prepare(request)
+    for _ in range(300):
+        await response.write(b"# " + b"x" * 8190 + b"\n")
+    await response.write_eof()
+    return response
+
+
+ROUTES: dict[str, Handler] = {
+    "/good": text(GOOD),
+    "/labelled": text(f'{METRIC}{{context="/shop"}} 10\n{METRIC}{{context="/admin"}} 3\n'),
+    "/zero": text(f"{METRIC} 0\n"),
+    "/nan": text(f"{METRIC} NaN\n"),
+    "/inf": text(f"{METRIC} +Inf\n"),
+    "/negative": text(f"{METRIC} -3\n"),
+    "/other-metric": text("process_cpu_seconds_total 1.5\n"),
+    "/garbage": text("<html>this is not prometheus</html>{{{"),
+    "/error": text("boom", status=500),
+    "/slow": slow,
+    "/huge": huge,
+}
+
+
+@pytest.fixture
+async def agent_url() -> AsyncIterator[str]:
+    app = web.Application()
+    for path, handler in ROUTES.items():
+        app.router.add_get(path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def source() -> AsyncIterator[AgentHTTPSource]:
+    async with aiohttp.ClientSession() as session:
+        yield AgentHTTPSource(session, max_body=1 << 20)
+
+
+@pytest.mark.parametrize(
+    ("path", "sessions", "error"),
+    [
+        ("/good", 42.0, None),
+        ("/labelled", 13.0, None),
+        ("/zero", 0.0, None),
+        ("/nan", None, "invalid value nan"),
+        ("/inf", None, "invalid value inf"),
+        ("/negative", None, "invalid value -3"),
+        ("/other-metric", None, "metric webapp_active_sessions not found"),
+        ("/garbage", None, "unparsable metrics"),
+        ("/error", None, "HTTP 500"),
+        ("/slow", None, "timed out after 0.5 s"),
+        ("/huge", None, "larger than 1048576 bytes"),
+    ],
+    ids=lambda v: str(v),
+)
+async def test_one_agent(
+    source: AgentHTTPSource, agent_url: str, path: str, sessions: float | None, error: str | None
+) -> None:
+    [reading] = await source.read([Target("vm-a", agent_url + path)], metric=METRIC, scrape_timeout=0.5)
+    assert reading.vm == "vm-a"
+    assert reading.sessions == sessions
+    if error is None:
+        assert reading.error is None
+    else:
+        assert reading.error is not None
+        assert error in reading.error
+
+
+async def test_partial_failure_keeps_every_other_reading(source: AgentHTTPSource, agent_url: str) -> None:
+    targets = [
+        Target("good", agent_url + "/good"),
+        Target("slow", agent_url + "/slow"),
+        Target("dead", "http://127.0.0.1:9/metrics"),  # discard port: connection refused
+        Target("labelled", agent_url + "/labelled"),
+    ]
+    readings = await source.read(targets, metric=METRIC, scrape_timeout=0.5)
+    assert [r.vm for r in readings] == ["good", "slow", "dead", "labelled"]
+    assert [r.sessions for r in readings] == [42.0, None, None, 13.0]
+    assert "ClientConnectorError" in (readings[2].error or "")
+
+
+async def test_all_failed_is_all_missing_never_a_number(source: AgentHTTPSource, agent_url: str) -> None:
+    targets = [Target(f"vm-{p}", agent_url + p) for p in ("/nan", "/error", "/garbage")]
+    readings = await source.read(targets, metric=METRIC, scrape_timeout=0.5)
+    assert all(r.sessions is None and r.error for r in readings)
+
+
+def test_parser_rejects_a_broken_exposition() -> None:
+    with pytest.raises(MetricError, match="unparsable"):
+        session_count(f'{METRIC}{{context="/shop" 1\n', METRIC)
+
+
+async def test_drain_client_speaks_the_agents_contract() -> None:
+    calls: list[tuple[str, str | None]] = []
+
+    async def drain(request: web.Request) -> web.StreamResponse:
+        calls.append((request.method, request.headers.get("Authorization")))
+        if request.headers.get("Authorization") != "Bearer s3cret":
+            return web.json_response({"error": "bad token"}, status=401)
+        return web.json_response({"draining": request.method == "POST", "active_sessions": 7})
+
+    app = web.Application()
+    app.router.add_route("*", "/drain", drain)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/drain"
+    try:
+        async with aiohttp.ClientSession() as session:
+            assert await set_draining(session, url, draining=True, token="s3cret", request_timeout=2) == 7
+            assert await set_draining(session, url, draining=False, token="s3cret", request_timeout=2) == 7
+            with pytest.raises(DrainError, match="HTTP 401"):
+                await set_draining(session, url, draining=True, token="wrong", request_timeout=2)
+            with pytest.raises(DrainError, match="ClientConnectorError"):
+                await set_draining(
+                    session, "http://127.0.0.1:9/drain", draining=True, token=None, request_timeout=2
+                )
+    finally:
+        await runner.cleanup()
+    assert [m for m, _ in calls] == ["POST", "DELETE", "POST"]
