@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _DIGITS = re.compile(rb"[0-9]{1,18}")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class HttpError(Exception):
@@ -84,6 +85,8 @@ def _split_lines(raw: bytes, max_headers: int, error_status: int) -> list[bytes]
     # A bare CR or LF inside a head is how smuggling attacks hide a second header; refuse it.
     if raw.count(b"\n") != raw.count(b"\r\n") or raw.count(b"\r") != raw.count(b"\r\n"):
         raise HttpError(error_status, "bare CR or LF in the message head")
+    if _CONTROL.search(raw):
+        raise HttpError(error_status, "control character in the message head")
     lines = raw[:-4].split(b"\r\n")
     if len(lines) - 1 > max_headers:
         raise HttpError(431 if error_status == 400 else error_status, "too many header fields")

@@ -15,10 +15,10 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 
-from session_agent import cookies, http1
+from session_agent import exchange, http1
 from session_agent.drain import DrainState
 from session_agent.sources.base import SessionStats
-from session_agent.tracker import Observation, SessionKey, SessionTracker
+from session_agent.tracker import SessionKey, SessionTracker
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,7 @@ class ProxySource:
         assert task is not None
         if len(self._handlers) >= self.config.max_connections or self._stopping:
             self._reject(writer, 503, "too many connections", "connections")
+            await _linger(reader, writer)
             await _close(writer)
             return
         self._handlers.add(task)
@@ -233,33 +234,11 @@ class ProxySource:
     def _presented(self, head: http1.RequestHead) -> list[tuple[bytes, SessionKey]]:
         if not head.cookies:
             return []
-        key = self.tracker.key
-        return [
-            (name, key(name, value))
-            for name, value in cookies.session_ids(head.cookies, self.config.cookie_names)
-        ]
+        return exchange.presented_keys(self.tracker, head.cookies, self.config.cookie_names)
 
     def _observe(self, presented: list[tuple[bytes, SessionKey]], response: http1.ResponseHead) -> None:
-        if not response.set_cookies:
-            if presented:
-                if len(presented) == 1:
-                    self.tracker.touch(presented[0][1])
-                else:
-                    self.tracker.observe(Observation(presented=tuple(presented)))
-            return
-        issued: list[tuple[bytes, SessionKey]] = []
-        cleared: list[bytes] = []
-        for header in response.set_cookies:
-            set_cookie = cookies.parse_set_cookie(header, self.config.cookie_names)
-            if set_cookie is None:
-                continue
-            if set_cookie.cleared:
-                cleared.append(set_cookie.name)
-            else:
-                issued.append((set_cookie.name, self.tracker.key(set_cookie.name, set_cookie.value)))
-        self.tracker.observe(
-            Observation(presented=tuple(presented), issued=tuple(issued), cleared=tuple(cleared))
-        )
+        if presented or response.set_cookies:
+            exchange.observe(self.tracker, presented, response.set_cookies, self.config.cookie_names)
 
     def _refuse_while_draining(self, writer: asyncio.StreamWriter) -> None:
         self._reject(

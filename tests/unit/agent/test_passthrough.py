@@ -1,0 +1,106 @@
+"""What must pass through the proxy unchanged: keep-alive, streamed bodies, chunked answers, WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+from collections.abc import AsyncIterator
+
+import aiohttp
+
+from tests.unit.agent.conftest import RunningAgent, raw_exchange
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    return head, await reader.readexactly(length)
+
+
+async def test_keep_alive_serves_many_requests_on_one_connection(proxy: RunningAgent) -> None:
+    port = int(proxy.url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for _ in range(20):
+            writer.write(b"GET /products/2 HTTP/1.1\r\nHost: shop\r\nCookie: JSESSIONID=K1\r\n\r\n")
+            head, body = await _read_response(reader)
+            assert head.startswith(b"HTTP/1.1 200")
+            assert b"Moka pot" in body
+    finally:
+        writer.close()
+    assert await proxy.metric("webapp_requests_total") == 20
+    # K1 is no session of the shop, and the shop says so (it clears the cookie): never counted.
+    assert await proxy.metric("webapp_active_sessions") == 0
+    assert await proxy.metric("webapp_sessions_started_total") == 0
+
+
+async def test_chunked_response_streams_through(proxy: RunningAgent) -> None:
+    async with aiohttp.ClientSession() as client, client.get(f"{proxy.url}/stream?chunks=500") as response:
+        assert response.headers.get("Transfer-Encoding") == "chunked"
+        text = await response.text()
+    assert text.splitlines() == [f"chunk {i}" for i in range(500)]
+
+
+async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+        await asyncio.sleep(0)
+
+
+async def test_streamed_request_body_of_several_megabytes_is_relayed_intact(proxy: RunningAgent) -> None:
+    payload = os.urandom(3 * 1024 * 1024 + 17)
+    async with aiohttp.ClientSession() as client:
+        # chunked upload (unknown length) ...
+        async with client.post(f"{proxy.url}/echo", data=_chunks(payload, 100_000)) as response:
+            assert await response.read() == payload
+        # ... and a Content-Length upload larger than one relay piece
+        async with client.post(f"{proxy.url}/echo", data=io.BytesIO(payload)) as response:
+            assert await response.read() == payload
+
+
+async def test_websocket_upgrade_is_tunnelled(proxy: RunningAgent) -> None:
+    async with aiohttp.ClientSession() as client, client.ws_connect(f"{proxy.url}/ws") as ws:
+        for i in range(5):
+            await ws.send_str(f"hello {i}")
+            assert (await ws.receive_str()) == f"echo: hello {i}"
+        await ws.send_bytes(b"\x00\x01binary")
+        assert (await ws.receive_bytes()) == b"\x00\x01binary"
+
+
+async def test_head_and_expect_continue(proxy: RunningAgent) -> None:
+    port = int(proxy.url.rsplit(":", 1)[1])
+    answer = await raw_exchange(
+        port,
+        b"HEAD /products/1 HTTP/1.1\r\nHost: shop\r\n\r\n"
+        b"GET /products/3 HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert answer.count(b"HTTP/1.1 200") == 2  # the HEAD answer has no body, the pipelined GET follows
+    assert b"Coffee beans" in answer
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    body = b'{"user": "eve"}'
+    writer.write(
+        b"POST /login HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+        + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+    )
+    await writer.drain()
+    assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+    writer.write(body)
+    rest = await reader.read(-1)
+    writer.close()
+    assert rest.startswith(b"HTTP/1.1 200")
+    assert b"JSESSIONID=" in rest
+    assert await proxy.metric("webapp_active_sessions") == 1
+
+
+async def test_client_address_is_forwarded(proxy: RunningAgent) -> None:
+    port = int(proxy.url.rsplit(":", 1)[1])
+    answer = await raw_exchange(port, b"GET /products/4 HTTP/1.0\r\nHost: shop\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200") or answer.startswith(b"HTTP/1.0 200")
+    assert b"Hand grinder" in answer
