@@ -7,6 +7,7 @@ with a first line starting `OK -` or `FAIL -`.
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 from dataclasses import dataclass
@@ -21,6 +22,11 @@ _HISTOGRAM_LINE = re.compile(
     r"^\[?(?:<|>=)?\s*\d+(?:\s*-\s*<\d+)?\]?\s+minutes:\s*\[?(\d+)\]?\s+sessions\s*$"
 )
 _UNLIMITED_LINE = re.compile(r"^Unlimited time:\s*\[?(\d+)\]?\s+sessions\s*$")
+
+
+def basic_auth(user: str, password: str) -> str:
+    """The Authorization value for HTTP basic auth (Tomcat decodes credentials as ISO-8859-1)."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode("latin-1")).decode()
 
 
 class TomcatError(Exception):
@@ -85,7 +91,7 @@ class TomcatSource:
         self.manager_url = manager_url.rstrip("/")
         self.context_path = context_path
         self.command = command
-        self._auth = aiohttp.BasicAuth(user, password or "") if user else None
+        self._headers = {"Authorization": basic_auth(user, password or "")} if user else {}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._min_interval = min_interval
         self._clock = clock
@@ -123,7 +129,7 @@ class TomcatSource:
             url, params = f"{self.manager_url}/list", {}
         else:
             url, params = f"{self.manager_url}/sessions", {"path": self.context_path}
-        async with self._session.get(url, params=params, auth=self._auth) as response:
+        async with self._session.get(url, params=params, headers=self._headers) as response:
             if response.status != 200:
                 raise TomcatError(f"the Tomcat manager answered HTTP {response.status}")
             text = await response.text()

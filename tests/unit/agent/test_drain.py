@@ -37,9 +37,7 @@ async def _status(
         pytest.param(AUTH, 200, id="right-token"),
     ],
 )
-async def test_drain_needs_the_bearer_token(
-    proxy: RunningAgent, headers: dict[str, str], status: int
-) -> None:
+async def test_drain_needs_the_bearer_token(proxy: RunningAgent, headers: dict[str, str], status: int) -> None:
     async with aiohttp.ClientSession() as client:
         got, _body = await _status(client, "POST", f"{proxy.metrics_url}/drain", headers=headers)
         assert got == status
@@ -55,9 +53,7 @@ async def test_drain_is_disabled_without_a_configured_token(shop: Shop, start_ag
     assert "no drain token" in body["error"]
 
 
-async def test_token_file_is_read_on_each_request(
-    shop: Shop, start_agent: StartAgent, tmp_path: Path
-) -> None:
+async def test_token_file_is_read_on_each_request(shop: Shop, start_agent: StartAgent, tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("first\n")
     agent = await start_agent(upstream=shop.url, drain_token_file=token_file)
@@ -86,9 +82,7 @@ async def test_drain_serves_known_sessions_refuses_new_users_and_drops_nothing_i
                 await r.read()
                 return r.status
 
-        in_flight = [asyncio.ensure_future(slow(u)) for u in users] + [
-            asyncio.ensure_future(slow(u)) for u in users
-        ]
+        in_flight = [asyncio.ensure_future(slow(u)) for u in users] + [asyncio.ensure_future(slow(u)) for u in users]
         await asyncio.sleep(0.1)  # all of them are now inside the shop
 
         async with aiohttp.ClientSession() as operator:

@@ -25,9 +25,7 @@ async def _still_serving(agent: RunningAgent) -> None:
 @pytest.mark.parametrize(
     ("request_bytes", "status"),
     [
-        pytest.param(
-            b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n", b"431", id="huge-header"
-        ),
+        pytest.param(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n", b"431", id="huge-header"),
         pytest.param(
             b"GET / HTTP/1.1\r\nHost: x\r\nCookie: JSESSIONID=" + b"z" * 40_000 + b"\r\n\r\n",
             b"431",
@@ -62,9 +60,7 @@ async def _still_serving(agent: RunningAgent) -> None:
         ),
     ],
 )
-async def test_malformed_requests_get_a_clear_error(
-    proxy: RunningAgent, request_bytes: bytes, status: bytes
-) -> None:
+async def test_malformed_requests_get_a_clear_error(proxy: RunningAgent, request_bytes: bytes, status: bytes) -> None:
     answer = await raw_exchange(_port(proxy), request_bytes)
     if status:
         assert answer.startswith(b"HTTP/1.1 " + status), answer[:200]
@@ -97,9 +93,7 @@ async def test_malformed_cookies_are_ignored_not_fatal(proxy: RunningAgent) -> N
     await _still_serving(proxy)
 
 
-async def test_slowloris_client_gets_408_and_frees_the_connection(
-    shop: Shop, start_agent: StartAgent
-) -> None:
+async def test_slowloris_client_gets_408_and_frees_the_connection(shop: Shop, start_agent: StartAgent) -> None:
     agent = await start_agent(upstream=shop.url, header_timeout=0.3)
     reader, writer = await asyncio.open_connection("127.0.0.1", _port(agent))
     answer = b""

@@ -77,15 +77,11 @@ async def test_gauge_equals_live_sessions_under_concurrent_users(
         await asyncio.gather(*(c.close() for c in clients))
 
 
-async def test_cookie_presented_without_set_cookie_counts_and_expires(
-    proxy: RunningAgent, clock: FakeClock
-) -> None:
+async def test_cookie_presented_without_set_cookie_counts_and_expires(proxy: RunningAgent, clock: FakeClock) -> None:
     """Sessions that started before the agent (or on another path) are learned from the Cookie header."""
     async with aiohttp.ClientSession() as client:
         for sid in ("A1", "B2", "A1"):
-            async with client.get(
-                f"{proxy.url}/products/1", headers={"Cookie": f"PHPSESSID={sid}; theme=dark"}
-            ):
+            async with client.get(f"{proxy.url}/products/1", headers={"Cookie": f"PHPSESSID={sid}; theme=dark"}):
                 pass
         async with client.get(f"{proxy.url}/products/1", headers={"Cookie": "theme=dark; other=A1"}):
             pass
