@@ -137,25 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     shop = subprocess.Popen(
         [python, "-m", "webshop", "--listen", f"127.0.0.1:{shop_port}", *loop], env=env, stderr=subprocess.DEVNULL
     )
-    agent = subprocess.Popen(
-        [
-            python,
-            "-m",
-            "session_agent",
-            "--source",
-            "proxy",
-            "--listen",
-            f"127.0.0.1:{proxy_port}",
-            "--upstream",
-            f"http://127.0.0.1:{shop_port}",
-            "--metrics-listen",
-            f"127.0.0.1:{metrics_port}",
-            "--log-level",
-            "warning",
-            *loop,
-        ],  # fmt: skip
-        env=env,
-    )
+    agent_arguments = (
+        f"--source proxy --listen 127.0.0.1:{proxy_port} --upstream http://127.0.0.1:{shop_port}"
+        f" --metrics-listen 127.0.0.1:{metrics_port} --log-level warning"
+    ).split()
+    agent = subprocess.Popen([python, "-m", "session_agent", *agent_arguments, *loop], env=env)
     direct_url, proxy_url = f"http://127.0.0.1:{shop_port}", f"http://127.0.0.1:{proxy_port}"
     rows: list[tuple[int, WrkResult, WrkResult]] = []
     try:
