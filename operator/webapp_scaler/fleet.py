@@ -1,0 +1,185 @@
+"""What the cluster says about one WebAppScaling's VMs, turned into the engine's `VMState`s.
+
+Pure: the operator's watch indexes hand over compact records of VirtualMachines, their VMIs and
+their DataVolumes; nothing here calls the API. A VM's phase comes from (in this order) its
+`draining-since` annotation, the warm-pool annotation with `runStrategy: Halted`, its DataVolume's
+clone phase, and its VMI's Ready condition — never from the operator's memory, so a restarted
+operator sees exactly what the last one left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from webapp_scaler import model
+from webapp_scaler.constants import (
+    ANNOTATION_DRAINING_SINCE,
+    ANNOTATION_PROTECTED,
+    ANNOTATION_STARTED_AT,
+    ANNOTATION_WARM,
+    LABEL_SCALING,
+)
+from webapp_scaler.sources.base import Reading, Target
+
+FAILED_VM_STATUSES = frozenset({"ErrorUnschedulable", "ErrorPvcNotFound", "DataVolumeError", "CrashLoopBackOff"})
+
+
+def parse_time(value: Any) -> float | None:
+    """RFC 3339 (as the API writes it) to epoch seconds; None for anything else."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def format_time(epoch: float) -> str:
+    """Epoch seconds to RFC 3339 in UTC, with microseconds (a drain start must survive a round trip)."""
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class VMRecord:
+    namespace: str
+    name: str
+    scaling: str
+    created_at: float
+    run_strategy: str
+    warm: bool
+    protected: bool
+    draining_since: float | None
+    started_at: float | None
+    datavolumes: tuple[str, ...]
+    printable_status: str
+    deleting: bool
+
+
+@dataclass(frozen=True, slots=True)
+class VMIRecord:
+    namespace: str
+    name: str
+    phase: str
+    ip: str | None
+    ready: bool
+    ready_since: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DVRecord:
+    namespace: str
+    name: str
+    phase: str
+    progress: str
+
+
+def vm_record(body: Mapping[str, Any]) -> VMRecord:
+    meta, spec = body.get("metadata", {}), body.get("spec", {})
+    annotations = meta.get("annotations") or {}
+    run_strategy = spec.get("runStrategy") or ("Always" if spec.get("running") else "Halted")
+    return VMRecord(
+        namespace=meta.get("namespace", ""),
+        name=meta.get("name", ""),
+        scaling=(meta.get("labels") or {}).get(LABEL_SCALING, ""),
+        created_at=parse_time(meta.get("creationTimestamp")) or 0.0,
+        run_strategy=run_strategy,
+        warm=annotations.get(ANNOTATION_WARM) == "true",
+        protected=annotations.get(ANNOTATION_PROTECTED) == "true",
+        draining_since=parse_time(annotations.get(ANNOTATION_DRAINING_SINCE)),
+        started_at=parse_time(annotations.get(ANNOTATION_STARTED_AT)),
+        datavolumes=tuple(t.get("metadata", {}).get("name", "") for t in spec.get("dataVolumeTemplates") or []),
+        printable_status=(body.get("status") or {}).get("printableStatus", ""),
+        deleting=bool(meta.get("deletionTimestamp")),
+    )
+
+
+def vmi_record(body: Mapping[str, Any]) -> VMIRecord:
+    meta, status = body.get("metadata", {}), body.get("status") or {}
+    ready: Mapping[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    interfaces = status.get("interfaces") or []
+    ip = interfaces[0].get("ipAddress") if interfaces else None
+    return VMIRecord(
+        namespace=meta.get("namespace", ""),
+        name=meta.get("name", ""),
+        phase=status.get("phase", ""),
+        ip=ip or None,
+        ready=ready.get("status") == "True",
+        ready_since=parse_time(ready.get("lastTransitionTime")) if ready.get("status") == "True" else None,
+    )
+
+
+def dv_record(body: Mapping[str, Any]) -> DVRecord:
+    meta, status = body.get("metadata", {}), body.get("status") or {}
+    return DVRecord(
+        namespace=meta.get("namespace", ""),
+        name=meta.get("name", ""),
+        phase=status.get("phase", ""),
+        progress=str(status.get("progress", "N/A")),
+    )
+
+
+def phase_of(vm: VMRecord, vmi: VMIRecord | None, dvs: Mapping[str, DVRecord]) -> model.VMPhase:
+    if vm.draining_since is not None:
+        return model.VMPhase.DRAINING
+    if vm.warm and vm.run_strategy == "Halted":
+        return model.VMPhase.WARM
+    clones = [dvs.get(name) for name in vm.datavolumes]
+    if any(dv is not None and dv.phase == "Failed" for dv in clones) or vm.printable_status in FAILED_VM_STATUSES:
+        return model.VMPhase.FAILED
+    if any(dv is None or dv.phase != "Succeeded" for dv in clones):
+        return model.VMPhase.CLONING
+    if vmi is not None and vmi.ready:
+        return model.VMPhase.READY
+    return model.VMPhase.STARTING if vm.started_at is not None else model.VMPhase.BOOTING
+
+
+@dataclass(frozen=True, slots=True)
+class Fleet:
+    """One WebAppScaling's VMs with what the cluster says about each."""
+
+    vms: tuple[VMRecord, ...]
+    vmis: Mapping[str, VMIRecord]
+    dvs: Mapping[str, DVRecord]
+
+    @classmethod
+    def of(cls, vms: Iterable[VMRecord], vmis: Iterable[VMIRecord], dvs: Iterable[DVRecord]) -> Fleet:
+        live = tuple(sorted((vm for vm in vms if not vm.deleting), key=lambda vm: vm.name))
+        return cls(live, {vmi.name: vmi for vmi in vmis}, {dv.name: dv for dv in dvs})
+
+    def phases(self) -> dict[str, model.VMPhase]:
+        return {vm.name: phase_of(vm, self.vmis.get(vm.name), self.dvs) for vm in self.vms}
+
+    def scrape_targets(self, agent: model.AgentSpec) -> list[Target]:
+        """Agents worth asking: Ready VMs and draining ones (whose count decides when they may go)."""
+        phases = self.phases()
+        targets = []
+        for vm in self.vms:
+            vmi = self.vmis.get(vm.name)
+            if phases[vm.name] in (model.VMPhase.READY, model.VMPhase.DRAINING) and vmi and vmi.ip:
+                targets.append(Target(vm.name, agent_url(vmi.ip, agent.port, agent.path)))
+        return targets
+
+    def states(self, readings: Sequence[Reading]) -> list[model.VMState]:
+        sessions = {r.vm: r.sessions for r in readings}
+        phases = self.phases()
+        return [
+            model.VMState(
+                name=vm.name,
+                phase=phases[vm.name],
+                created_at=vm.created_at,
+                ready_at=(vmi.ready_since if (vmi := self.vmis.get(vm.name)) else None),
+                started_at=vm.started_at,
+                draining_since=vm.draining_since,
+                protected=vm.protected,
+                sessions=sessions.get(vm.name),
+            )
+            for vm in self.vms
+        ]
+
+
+def agent_url(ip: str, port: int, path: str) -> str:
+    host = f"[{ip}]" if ":" in ip else ip
+    return f"http://{host}:{port}{path}"
