@@ -99,9 +99,7 @@ class Agent:
             if c.upstream is None:
                 raise ValueError("--source proxy needs --upstream")
             host, port = _upstream_address(c.upstream)
-            self.tracker = SessionTracker(
-                idle_timeout=c.idle_timeout, max_sessions=c.max_sessions, clock=clock
-            )
+            self.tracker = SessionTracker(idle_timeout=c.idle_timeout, max_sessions=c.max_sessions, clock=clock)
             proxy_config = ProxyConfig(
                 listen_host=c.listen_host,
                 listen_port=c.listen_port,

@@ -47,9 +47,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="/metrics, /healthz, /readyz, /drain (and /push) listener (default 0.0.0.0:9100)",
     )
-    p.add_argument(
-        "--drain-token-file", type=Path, help="file holding the bearer token for POST/DELETE /drain"
-    )
+    p.add_argument("--drain-token-file", type=Path, help="file holding the bearer token for POST/DELETE /drain")
     p.add_argument(
         "--drain-token-env",
         default="SESSION_AGENT_DRAIN_TOKEN",
@@ -95,9 +93,7 @@ def parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--max-header-bytes", type=int, default=16384, help="request head limit (431 beyond)")
     g.add_argument("--max-headers", type=int, default=100, help="header field count limit (431 beyond)")
-    g.add_argument(
-        "--header-timeout", type=positive, default=10.0, help="seconds to receive a request head (408)"
-    )
+    g.add_argument("--header-timeout", type=positive, default=10.0, help="seconds to receive a request head (408)")
     g.add_argument("--keepalive-timeout", type=positive, default=75.0, help="idle seconds between requests")
     g.add_argument("--body-timeout", type=positive, default=60.0, help="idle seconds while receiving a body")
     g.add_argument(
@@ -128,12 +124,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--distinct-peers", action="store_true", help="count distinct client addresses instead")
 
     g = p.add_argument_group("push source")
-    g.add_argument(
-        "--push-allow-remote", action="store_true", help="accept POST /push from non-loopback peers"
-    )
-    g.add_argument(
-        "--push-stale-after", type=positive, help="seconds without a push before the source is down"
-    )
+    g.add_argument("--push-allow-remote", action="store_true", help="accept POST /push from non-loopback peers")
+    g.add_argument("--push-stale-after", type=positive, help="seconds without a push before the source is down")
     return p
 
 

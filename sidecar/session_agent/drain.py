@@ -58,8 +58,6 @@ class DrainToken:
         if expected is None:
             return "drain is disabled: no drain token is configured"
         scheme, _, presented = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            presented.strip().encode(), expected.encode()
-        ):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected.encode()):
             return "a valid bearer token is required"
         return None

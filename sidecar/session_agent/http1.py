@@ -202,3 +202,118 @@ def chunk_size(line: bytes) -> int:
     if not _HEX.fullmatch(size):
         raise HttpError(400, "malformed chunk size")
     return int(size, 16)
+
+
+MAX_CHUNK_LINE = 4096
+"""A chunk-size line or trailer field longer than this is an attack, not HTTP."""
+
+
+class BodyScanner:
+    """Finds where a message body ends in a byte stream, without copying or changing the bytes.
+
+    `feed(data, start)` consumes data[start:] and returns the index just past the end of the body, or
+    -1 when all of it belongs to the body and more is expected. Bodies are forwarded as received; the
+    scanner only keeps the proxy and both peers in agreement on message boundaries.
+    """
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def feed(self, data: bytes | bytearray, start: int) -> int:
+        raise NotImplementedError
+
+
+class LengthScanner(BodyScanner):
+    __slots__ = ("remaining",)
+
+    def __init__(self, length: int) -> None:
+        super().__init__()
+        self.remaining = length
+        self.done = length == 0
+
+    def feed(self, data: bytes | bytearray, start: int) -> int:
+        available = len(data) - start
+        if available < self.remaining:
+            self.remaining -= available
+            return -1
+        end = start + self.remaining
+        self.remaining = 0
+        self.done = True
+        return end
+
+
+class UntilCloseScanner(BodyScanner):
+    """A response without length or chunking: the body ends when the application closes."""
+
+    __slots__ = ()
+
+    def feed(self, data: bytes | bytearray, start: int) -> int:
+        return -1
+
+
+_SIZE, _DATA, _DATA_END, _TRAILER = range(4)
+
+
+class ChunkedScanner(BodyScanner):
+    __slots__ = ("line", "remaining", "state")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = _SIZE
+        self.remaining = 0
+        self.line = b""
+
+    def _take_line(self, data: bytes | bytearray, i: int) -> int:
+        """Append up to and including the next LF to `line`; the index after it, or -1 if none yet."""
+        j = data.find(b"\n", i)
+        if j < 0:
+            self.line += data[i:]
+            if len(self.line) > MAX_CHUNK_LINE:
+                raise HttpError(400, "chunk-size line or trailer too long")
+            return -1
+        self.line += data[i : j + 1]
+        if len(self.line) > MAX_CHUNK_LINE:
+            raise HttpError(400, "chunk-size line or trailer too long")
+        return j + 1
+
+    def feed(self, data: bytes | bytearray, start: int) -> int:
+        i, n = start, len(data)
+        while i < n:
+            state = self.state
+            if state == _DATA:
+                take = min(self.remaining, n - i)
+                i += take
+                self.remaining -= take
+                if not self.remaining:
+                    self.state = _DATA_END
+            elif state == _SIZE:
+                i = self._take_line(data, i)
+                if i < 0:
+                    return -1
+                line, self.line = self.line, b""
+                if not line.endswith(b"\r\n"):
+                    raise HttpError(400, "malformed chunk-size line")
+                size = chunk_size(line)
+                if size:
+                    self.state, self.remaining = _DATA, size
+                else:
+                    self.state = _TRAILER
+            elif state == _DATA_END:
+                need = 2 - len(self.line)
+                self.line += data[i : i + need]
+                i += min(need, n - i)
+                if len(self.line) == 2:
+                    if self.line != b"\r\n":
+                        raise HttpError(400, "chunk data not followed by CRLF")
+                    self.line, self.state = b"", _SIZE
+            else:  # trailer fields, then the empty line that ends the message
+                i = self._take_line(data, i)
+                if i < 0:
+                    return -1
+                line, self.line = self.line, b""
+                if line == b"\r\n":
+                    self.done = True
+                    return i
+        return -1

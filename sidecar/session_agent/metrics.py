@@ -28,9 +28,7 @@ class SessionCollector(Collector):
         stats = self._source.stats()
         labels = ["source"]
         values = [self._source.name]
-        active = GaugeMetricFamily(
-            ACTIVE_SESSIONS, "Active user sessions of the web application", labels=labels
-        )
+        active = GaugeMetricFamily(ACTIVE_SESSIONS, "Active user sessions of the web application", labels=labels)
         active.add_metric(values, stats.active)
         yield active
         counters = (

@@ -42,9 +42,7 @@ class SessionCountingMiddleware:
 
     def reporter(self, push_url: str, *, interval: float = 5.0) -> PushReporter:
         """A reporter that pushes this middleware's count to the agent's push source."""
-        return PushReporter(
-            push_url, self.tracker, interval=interval, lock=self.lock, requests=lambda: self.requests
-        )
+        return PushReporter(push_url, self.tracker, interval=interval, lock=self.lock, requests=lambda: self.requests)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         cookie = environ.get("HTTP_COOKIE")

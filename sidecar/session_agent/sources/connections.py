@@ -36,9 +36,7 @@ def count_established(lines: Iterable[str], port: int, *, distinct_peers: bool =
 class ConnectionsSource:
     name = "connections"
 
-    def __init__(
-        self, *, port: int, proc_net: Path = Path("/proc/net"), distinct_peers: bool = False
-    ) -> None:
+    def __init__(self, *, port: int, proc_net: Path = Path("/proc/net"), distinct_peers: bool = False) -> None:
         self.port = port
         self.proc_net = proc_net
         self.distinct_peers = distinct_peers

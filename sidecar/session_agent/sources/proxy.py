@@ -1,10 +1,14 @@
 """Reverse proxy in front of the application that counts distinct active sessions by cookie.
 
-Each client connection gets its own upstream connection, reused while both sides keep the connection
-alive, so keep-alive is preserved end to end and no pool bookkeeping sits on the hot path. Heads and
-bodies are forwarded byte for byte; the proxy only reads what it needs (framing, cookies). While
-draining, requests of known sessions are served and sessionless ones get 503 with Retry-After, so the
-load balancer or the browser retries on another VM and no session is ever created here to be lost.
+Built on asyncio protocols (callbacks) rather than streams: on the hot path a request costs two head
+parses, two socket writes and no coroutine, task or timer, which is what lets a Python proxy keep up
+with the application it fronts. Each client connection is paired with its own upstream connection,
+reused while both sides keep the connection alive. Heads and bodies are forwarded byte for byte; the
+proxy reads only what it needs (framing, cookies). Deadlines are plain numbers checked by one
+sweeper task, so arming a timeout costs an attribute store.
+
+While draining, requests of known sessions are served and sessionless ones get 503 with Retry-After,
+so the load balancer or the browser retries on another VM and no session is created here to be lost.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass
+from typing import cast
 
 from session_agent import exchange, http1
 from session_agent.drain import DrainState
@@ -22,8 +28,8 @@ from session_agent.tracker import SessionKey, SessionTracker
 
 log = logging.getLogger(__name__)
 
-PIECE = 65536
-"""Bodies are relayed in pieces of at most this size, so memory per connection stays bounded."""
+LINGER_SECONDS = 1.0
+"""After an error response, how long unread client input is drained before closing (see _fail)."""
 
 
 @dataclass(frozen=True)
@@ -44,22 +50,10 @@ class ProxyConfig:
     shutdown_grace: float = 30.0
 
 
-class _UpstreamClosed(Exception):
-    """The application closed a reused keep-alive connection before answering: safe to retry."""
-
-
-class _ClientGone(Exception):
-    """The client went away; nothing to answer."""
-
-
-@dataclass(slots=True)
-class _Upstream:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    used: bool = False
-
-    def close(self) -> None:
-        self.writer.close()
+# Client-side states of a connection.
+IDLE, HEAD, REQUEST_BODY, REQUEST_SENT, TUNNEL, LINGER, CLOSED = range(7)
+# Upstream-side states.
+UP_IDLE, UP_HEAD, UP_BODY, UP_TUNNEL, UP_CLOSED = range(5)
 
 
 class ProxySource:
@@ -73,10 +67,12 @@ class ProxySource:
         self.drain = drain
         self.requests = 0
         self.rejected: Counter[str] = Counter()
+        self.stopping = False
+        self.connections: set[_ClientConnection] = set()
         self._server: asyncio.Server | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
-        self._idle: set[asyncio.StreamWriter] = set()
-        self._stopping = False
+        self._sweeper: asyncio.Task[None] | None = None
+        self._all_closed = asyncio.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -86,27 +82,52 @@ class ProxySource:
         return host, port
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._serve,
-            self.config.listen_host,
-            self.config.listen_port,
-            limit=self.config.max_header_bytes,
-            backlog=4096,
+        self.loop = asyncio.get_running_loop()
+        self._server = await self.loop.create_server(
+            lambda: _ClientConnection(self), self.config.listen_host, self.config.listen_port, backlog=4096
         )
+        self._sweeper = self.loop.create_task(self._sweep())
 
     async def stop(self) -> None:
         """Stop listening, close idle keep-alive connections, let in-flight exchanges finish."""
-        self._stopping = True
+        self.stopping = True
         if self._server is not None:
             self._server.close()
-        for writer in list(self._idle):
-            writer.close()
-        if self._handlers:
-            _, pending = await asyncio.wait(set(self._handlers), timeout=self.config.shutdown_grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
+        for connection in list(self.connections):
+            if connection.state in (IDLE, LINGER):
+                connection.close()
+        if self.connections:
+            self._all_closed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.shutdown_grace):
+                    await self._all_closed.wait()
+        for connection in list(self.connections):
+            connection.abort()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+
+    def forget(self, connection: _ClientConnection) -> None:
+        self.connections.discard(connection)
+        if not self.connections:
+            self._all_closed.set()
+
+    async def _sweep(self) -> None:
+        """Enforce every connection's deadline; one task for all instead of a timer per request."""
+        c = self.config
+        interval = min(0.5, c.header_timeout / 3, c.keepalive_timeout / 3, c.body_timeout / 3, c.upstream_timeout / 3)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for connection in list(self.connections):
+                if connection.deadline <= now:
+                    try:
+                        connection.on_deadline()
+                    except Exception:  # one broken connection must not stop the sweeper
+                        log.exception("proxy timeout handling failed")
+                        connection.abort()
 
     async def refresh(self) -> None:
         return None
@@ -126,9 +147,7 @@ class ProxySource:
     async def unready_reason(self) -> str | None:
         try:
             async with asyncio.timeout(2.0):
-                _, writer = await asyncio.open_connection(
-                    self.config.upstream_host, self.config.upstream_port
-                )
+                _, writer = await asyncio.open_connection(self.config.upstream_host, self.config.upstream_port)
         except (OSError, TimeoutError) as error:
             return f"the application does not accept connections: {error.__class__.__name__}"
         writer.close()
@@ -136,254 +155,524 @@ class ProxySource:
             await writer.wait_closed()
         return None
 
-    # ---------------------------------------------------------------- connection handling
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        if len(self._handlers) >= self.config.max_connections or self._stopping:
-            self._reject(writer, 503, "too many connections", "connections")
-            await _linger(reader, writer)
-            await _close(writer)
+class _ClientConnection(asyncio.Protocol):
+    """One client connection and the exchange in progress on it."""
+
+    def __init__(self, proxy: ProxySource) -> None:
+        self.proxy = proxy
+        self.config = proxy.config
+        assert proxy.loop is not None
+        self.loop = proxy.loop
+        self.transport: asyncio.Transport | None = None
+        self.state = IDLE
+        self.deadline = math.inf
+        self.buffer = bytearray()
+        self.forwarded_for = b"X-Forwarded-For: unknown\r\n\r\n"
+        self.upstream: _UpstreamConnection | None = None
+        # the exchange in progress
+        self.request: http1.RequestHead | None = None
+        self.presented: list[tuple[bytes, SessionKey]] = []
+        self.request_scanner: http1.BodyScanner | None = None
+        self.retry_bytes: bytes | None = None
+        self.retried = False
+        self.response_started = False
+        self.client_eof = False
+        self.reading_paused = False
+
+    # ------------------------------------------------------------ transport callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement the interface without subclassing asyncio.Transport.
+        self.transport = transport = cast(asyncio.Transport, transport)
+        proxy = self.proxy
+        if len(proxy.connections) >= self.config.max_connections or proxy.stopping:
+            proxy.connections.add(self)
+            self._fail(503, "too many connections", "connections")
             return
-        self._handlers.add(task)
-        upstream: _Upstream | None = None
-        answered_error = False
+        proxy.connections.add(self)
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.forwarded_for = f"X-Forwarded-For: {peer[0]}\r\n\r\n".encode()
+        self.deadline = self.loop.time() + self.config.keepalive_timeout
+
+    def data_received(self, data: bytes) -> None:
+        state = self.state
+        if state == TUNNEL:
+            assert self.upstream is not None
+            self.upstream.write(data)
+        elif state == REQUEST_BODY:
+            self._relay_request_body(data)
+        elif state in (LINGER, CLOSED):
+            return
+        else:
+            self.buffer += data
+            if state in (IDLE, HEAD):
+                self._next_request()
+            elif len(self.buffer) > 2 * self.config.max_header_bytes and not self.reading_paused:
+                # A client pipelining faster than the application answers: stop reading for now.
+                assert self.transport is not None
+                self.transport.pause_reading()
+                self.reading_paused = True
+
+    def eof_received(self) -> bool:
+        self.client_eof = True
+        if self.state == TUNNEL and self.upstream is not None:
+            if self.upstream.eof:
+                self.close()  # both directions are finished
+                return False
+            self.upstream.write_eof()
+            return True
+        if self.state == REQUEST_SENT:
+            return True  # a half-closed client still gets its answer
+        self.close()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state = CLOSED
+        if self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None
+        self.proxy.forget(self)
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.resume_reading()
+
+    # ------------------------------------------------------------ requests
+
+    def _next_request(self) -> None:
+        """Parse the next request head from the buffer, if it is complete, and send it upstream."""
+        config = self.config
+        buffer = self.buffer
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buffer) > config.max_header_bytes:
+                self._fail(431, "the request head is too large", "header_too_large")
+            elif buffer and self.state == IDLE:
+                self.state = HEAD  # the head deadline starts at its first byte and is never extended
+                self.deadline = self.loop.time() + config.header_timeout
+            return
+        end += 4
+        if end > config.max_header_bytes:
+            self._fail(431, "the request head is too large", "header_too_large")
+            return
+        raw = bytes(buffer[:end])
+        del buffer[:end]
         try:
-            upstream = await self._exchanges(reader, writer)
+            request = http1.parse_request_head(raw, max_headers=config.max_headers)
         except http1.HttpError as error:
-            self._reject(writer, error.status, error.detail, _reason_label(error.status))
-            answered_error = True
-        except (_ClientGone, ConnectionError, asyncio.IncompleteReadError):
-            pass
-        except Exception:  # a bug must cost one connection, never the agent
-            log.exception("proxy connection failed")
-        finally:
-            self._handlers.discard(task)
-            self._idle.discard(writer)
-            if upstream is not None:
-                upstream.close()
-            if answered_error:
-                await _linger(reader, writer)
-            await _close(writer)
-
-    async def _exchanges(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> _Upstream | None:
-        """Serve requests on one client connection until either side closes it."""
-        peer = writer.get_extra_info("peername")
-        forwarded_for = f"X-Forwarded-For: {peer[0] if peer else 'unknown'}\r\n\r\n".encode()
-        upstream: _Upstream | None = None
-        try:
-            while not self._stopping:
-                head = await self._read_request_head(reader, writer)
-                if head is None:
-                    return upstream
-                self.requests += 1
-                presented = self._presented(head)
-                if self.drain.draining and not any(self.tracker.knows(key) for _, key in presented):
-                    self._refuse_while_draining(writer)
-                    await _linger(reader, writer)
-                    return upstream
-                raw = head.raw
-                if head.expect_continue:
-                    raw = _without_expect(raw)
-                    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                outgoing = raw[:-2] + forwarded_for
-                upstream, response = await self._forward(reader, head, outgoing, upstream)
-                self._observe(presented, response)
-                if response.status == 101:
-                    writer.write(response.raw)
-                    await _tunnel(reader, writer, upstream.reader, upstream.writer)
-                    return upstream
-                await self._relay_response(head, response, upstream, writer)
-                if not (head.keep_alive and response.keep_alive):
-                    return upstream
-            return upstream
-        except BaseException:
-            if upstream is not None:
-                upstream.close()
-            raise
-
-    async def _read_request_head(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> http1.RequestHead | None:
-        """The next request head; None when the client closed or idled out between requests."""
-        config = self.config
-        self._idle.add(writer)
-        try:
-            async with asyncio.timeout(config.keepalive_timeout):
-                first = await reader.read(1)
-        except TimeoutError:
-            return None
-        finally:
-            self._idle.discard(writer)
-        if not first:
-            return None
-        try:
-            async with asyncio.timeout(config.header_timeout):
-                rest = await reader.readuntil(b"\r\n\r\n")
-        except TimeoutError:
-            raise http1.HttpError(408, "the request head was not received in time") from None
-        except asyncio.LimitOverrunError:
-            raise http1.HttpError(431, "the request head is too large") from None
-        except asyncio.IncompleteReadError:
-            raise _ClientGone from None
-        return http1.parse_request_head(first + rest, max_headers=config.max_headers)
-
-    def _presented(self, head: http1.RequestHead) -> list[tuple[bytes, SessionKey]]:
-        if not head.cookies:
-            return []
-        return exchange.presented_keys(self.tracker, head.cookies, self.config.cookie_names)
-
-    def _observe(self, presented: list[tuple[bytes, SessionKey]], response: http1.ResponseHead) -> None:
-        if presented or response.set_cookies:
-            exchange.observe(self.tracker, presented, response.set_cookies, self.config.cookie_names)
-
-    def _refuse_while_draining(self, writer: asyncio.StreamWriter) -> None:
-        self._reject(
-            writer,
-            503,
-            "this server is draining; retry to reach another one",
-            "draining",
-            (("Retry-After", str(self.config.retry_after)),),
+            self._fail(error.status, error.detail, _reason_label(error.status))
+            return
+        proxy = self.proxy
+        proxy.requests += 1
+        presented = (
+            exchange.presented_keys(proxy.tracker, request.cookies, config.cookie_names) if request.cookies else []
         )
-
-    def _reject(
-        self,
-        writer: asyncio.StreamWriter,
-        status: int,
-        detail: str,
-        reason: str,
-        extra_headers: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        self.rejected[reason] += 1
-        if not writer.is_closing():
-            writer.write(http1.error_response(status, detail, extra_headers))
-
-    # ---------------------------------------------------------------- upstream side
-
-    async def _connect(self) -> _Upstream:
-        config = self.config
-        try:
-            async with asyncio.timeout(config.upstream_timeout):
-                reader, writer = await asyncio.open_connection(
-                    config.upstream_host, config.upstream_port, limit=4 * config.max_header_bytes
-                )
-        except (OSError, TimeoutError) as error:
-            raise http1.HttpError(502, "the application is not reachable") from error
-        return _Upstream(reader, writer)
-
-    async def _forward(
-        self,
-        client: asyncio.StreamReader,
-        head: http1.RequestHead,
-        outgoing: bytes,
-        upstream: _Upstream | None,
-    ) -> tuple[_Upstream, http1.ResponseHead]:
-        """Send the request upstream and return the final response head (1xx interim ones relayed)."""
-        framing = head.framing
-        bodyless = not framing.chunked and not framing.content_length
-        for attempt in range(2):
-            if upstream is None or upstream.writer.is_closing():
-                upstream = await self._connect()
-            reused = upstream.used
-            upstream.used = True
-            try:
-                await self._send_request(client, framing, outgoing, upstream)
-                return upstream, await self._read_response_head(head, upstream, reused and bodyless)
-            except _UpstreamClosed:
-                upstream.close()
-                upstream = None
-                if attempt:
-                    break
-            except BaseException:
-                upstream.close()
-                raise
-        raise http1.HttpError(502, "the application closed the connection without answering")
-
-    async def _send_request(
-        self, client: asyncio.StreamReader, framing: http1.Framing, outgoing: bytes, upstream: _Upstream
-    ) -> None:
-        writer = upstream.writer
-        length = framing.content_length
-        try:
-            if not framing.chunked and not length:
-                writer.write(outgoing)
-                return
-            async with asyncio.timeout(self.config.body_timeout) as deadline:
-                if length is not None and length <= PIECE:
-                    writer.write(outgoing + await client.readexactly(length))
-                    return
-                writer.write(outgoing)
-                if framing.chunked:
-                    await _copy_chunked(client, writer, deadline, self.config.body_timeout)
-                else:
-                    await _copy_exactly(client, writer, length or 0, deadline, self.config.body_timeout)
-        except TimeoutError:
-            raise http1.HttpError(408, "the request body was not received in time") from None
-        except asyncio.LimitOverrunError:
-            raise http1.HttpError(400, "malformed chunked request body") from None
-        except asyncio.IncompleteReadError:
-            raise _ClientGone from None
-
-    async def _read_response_head(
-        self, request: http1.RequestHead, upstream: _Upstream, retryable: bool
-    ) -> http1.ResponseHead:
-        config = self.config
-        while True:
-            try:
-                async with asyncio.timeout(config.upstream_timeout):
-                    raw = await upstream.reader.readuntil(b"\r\n\r\n")
-            except TimeoutError:
-                raise http1.HttpError(504, "the application did not answer in time") from None
-            except asyncio.LimitOverrunError:
-                raise http1.HttpError(502, "the application sent a response head that is too large") from None
-            except (asyncio.IncompleteReadError, ConnectionError) as error:
-                partial = isinstance(error, asyncio.IncompleteReadError) and error.partial
-                if retryable and not partial:
-                    raise _UpstreamClosed from None
-                raise http1.HttpError(
-                    502, "the application closed the connection without answering"
-                ) from None
-            response = http1.parse_response_head(
-                raw, request_method=request.method, max_headers=4 * config.max_headers
+        if proxy.drain.draining and not any(proxy.tracker.knows(key) for _, key in presented):
+            self._fail(
+                503,
+                "this server is draining; retry to reach another one",
+                "draining",
+                (("Retry-After", str(config.retry_after)),),
             )
-            if 100 <= response.status < 200 and response.status != 101:
-                continue  # interim responses (100 Continue was already sent by the proxy itself)
-            return response
+            return
+        if request.expect_continue:
+            raw = _without_expect(raw)
+            assert self.transport is not None
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.request = request
+        self.presented = presented
+        self.response_started = False
+        self.retried = False
+        outgoing = raw[:-2] + self.forwarded_for
+        framing = request.framing
+        if framing.chunked:
+            scanner: http1.BodyScanner = http1.ChunkedScanner()
+        else:
+            scanner = http1.LengthScanner(framing.content_length or 0)
+        self.request_scanner = scanner
+        self.retry_bytes = outgoing if scanner.done else None
+        if buffer and not scanner.done:
+            try:
+                body_end = scanner.feed(buffer, 0)
+            except http1.HttpError as error:
+                self._fail(error.status, error.detail, "bad_request")
+                return
+            cut = len(buffer) if body_end < 0 else body_end
+            outgoing += bytes(buffer[:cut])
+            del buffer[:cut]
+        if scanner.done:
+            self.state = REQUEST_SENT
+            self.deadline = self.loop.time() + config.upstream_timeout
+        else:
+            self.state = REQUEST_BODY
+            self.deadline = self.loop.time() + config.body_timeout
+        self._send_upstream(outgoing)
 
-    async def _relay_response(
-        self,
-        request: http1.RequestHead,
-        response: http1.ResponseHead,
-        upstream: _Upstream,
-        writer: asyncio.StreamWriter,
-    ) -> None:
-        framing = response.framing
-        reader = upstream.reader
-        timeout = self.config.upstream_timeout
+    def _relay_request_body(self, data: bytes) -> None:
+        scanner = self.request_scanner
+        assert scanner is not None and self.upstream is not None
         try:
-            async with asyncio.timeout(timeout) as deadline:
-                length = framing.content_length
-                if length is not None and length <= PIECE:
-                    writer.write(response.raw + await reader.readexactly(length) if length else response.raw)
-                elif framing.chunked:
-                    writer.write(response.raw)
-                    await _copy_chunked(reader, writer, deadline, timeout)
-                elif length is not None:
-                    writer.write(response.raw)
-                    await _copy_exactly(reader, writer, length, deadline, timeout)
-                else:
-                    writer.write(response.raw)
-                    await _copy_until_eof(reader, writer, deadline, timeout)
-        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, http1.HttpError):
-            # The head is already on its way: the only honest signal left is closing the connection.
-            raise _ClientGone from None
-        if not response.keep_alive:
-            upstream.close()
-        if writer.transport.get_write_buffer_size() > PIECE:
-            await writer.drain()
+            end = scanner.feed(data, 0)
+        except http1.HttpError as error:
+            self._fail(error.status, error.detail, "bad_request")
+            return
+        if end < 0:
+            self.upstream.write(data)
+            if not self.response_started:
+                self.deadline = self.loop.time() + self.config.body_timeout
+            return
+        self.upstream.write(data[:end] if end < len(data) else data)
+        self.buffer += data[end:]
+        self.state = REQUEST_SENT
+        if not self.response_started:
+            self.deadline = self.loop.time() + self.config.upstream_timeout
+
+    def _send_upstream(self, data: bytes) -> None:
+        upstream = self.upstream
+        if upstream is None or upstream.state == UP_CLOSED:
+            upstream = self.upstream = _UpstreamConnection(self)
+            upstream.connect()
+        upstream.begin_exchange()
+        upstream.write(data)
+
+    # ------------------------------------------------------------ responses (called by the upstream side)
+
+    def on_response_head(self, response: http1.ResponseHead) -> None:
+        self.response_started = True
+        if self.presented or response.set_cookies:
+            exchange.observe(self.proxy.tracker, self.presented, response.set_cookies, self.config.cookie_names)
+        self.deadline = self.loop.time() + self.config.upstream_timeout
+
+    def start_tunnel(self) -> None:
+        """101 Switching Protocols (WebSocket): from now on, raw bytes both ways."""
+        self.state = TUNNEL
+        self.deadline = math.inf
+        if self.buffer and self.upstream is not None:
+            self.upstream.write(bytes(self.buffer))
+            self.buffer.clear()
+        if self.reading_paused and self.transport is not None:
+            self.transport.resume_reading()
+            self.reading_paused = False
+
+    def write(self, data: bytes | bytearray) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def upstream_finished_tunnel(self) -> bool:
+        """The application half-closed a tunnel; True while the client still sends."""
+        if self.client_eof:
+            self.close()
+            return False
+        if self.transport is not None and self.transport.can_write_eof() and not self.transport.is_closing():
+            self.transport.write_eof()
+        return True
+
+    def on_response_body(self) -> None:
+        self.deadline = self.loop.time() + self.config.upstream_timeout
+
+    def on_response_complete(self, upstream_reusable: bool) -> None:
+        request = self.request
+        assert request is not None and self.upstream is not None
+        response_keep_alive = upstream_reusable
+        if not upstream_reusable:
+            self.upstream.close()
+            self.upstream = None
+        if self.state != REQUEST_SENT:
+            # The application answered before the whole request body arrived: the connection is
+            # out of step, so it cannot carry another request.
+            self.close()
+            return
+        if not (request.keep_alive and response_keep_alive) or self.client_eof or self.proxy.stopping:
+            self.close()
+            return
+        self.state = IDLE
+        self.request = None
+        self.presented = []
+        self.deadline = self.loop.time() + self.config.keepalive_timeout
+        if self.reading_paused and self.transport is not None:
+            self.transport.resume_reading()
+            self.reading_paused = False
+        if self.buffer:
+            self._next_request()
+
+    def on_upstream_lost(self, *, answered_nothing: bool, reused: bool, reachable: bool) -> None:
+        """The upstream connection ended before the exchange was complete."""
+        self.upstream = None
+        if self.state in (CLOSED, LINGER):
+            return
+        if self.response_started:
+            self.close()  # the head is already out: closing is the only honest signal left
+            return
+        if answered_nothing and reused and self.retry_bytes is not None and not self.retried:
+            # A keep-alive connection the application had already closed: resend on a fresh one.
+            self.retried = True
+            self._send_upstream(self.retry_bytes)
+            return
+        if not reachable:
+            self._fail(502, "the application is not reachable", "upstream_unavailable")
+        else:
+            self._fail(502, "the application closed the connection without answering", "upstream_unavailable")
+
+    def on_bad_response(self, error: http1.HttpError) -> None:
+        if self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None
+        if self.response_started:
+            self.close()
+        else:
+            self._fail(502, error.detail, "upstream_unavailable")
+
+    # ------------------------------------------------------------ endings
+
+    def on_deadline(self) -> None:
+        state = self.state
+        if state in (IDLE, LINGER):
+            self.close()
+        elif state == HEAD:
+            self._fail(408, "the request head was not received in time", "timeout")
+        elif self.response_started:
+            self.abort()
+        elif state == REQUEST_BODY:
+            self._fail(408, "the request body was not received in time", "timeout")
+        elif state == REQUEST_SENT:
+            self._fail(504, "the application did not answer in time", "upstream_timeout")
+        else:
+            self.deadline = math.inf
+
+    def _fail(self, status: int, detail: str, reason: str, extra: tuple[tuple[str, str], ...] = ()) -> None:
+        """Answer an error ourselves and close.
+
+        The socket is half-closed and unread input drained briefly first: closing with unread data
+        makes the kernel send RST, which can destroy the error response before the client reads it.
+        """
+        self.proxy.rejected[reason] += 1
+        if self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(http1.error_response(status, detail, extra))
+        self.state = LINGER
+        self.buffer.clear()
+        self.deadline = self.loop.time() + LINGER_SECONDS
+        if self.reading_paused:
+            transport.resume_reading()
+            self.reading_paused = False
+        if self.client_eof:
+            transport.close()
+        elif transport.can_write_eof():
+            transport.write_eof()
+
+    def close(self) -> None:
+        """Close after what was written is flushed."""
+        self.state = CLOSED
+        self.deadline = math.inf
+        if self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.state = CLOSED
+        self.deadline = math.inf
+        if self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class _UpstreamConnection(asyncio.Protocol):
+    """The application side of one client connection."""
+
+    def __init__(self, client: _ClientConnection) -> None:
+        self.client = client
+        self.config = client.config
+        self.transport: asyncio.Transport | None = None
+        self.state = UP_IDLE
+        self.pending: list[bytes] = []
+        self.buffer = bytearray()
+        self.scanner: http1.BodyScanner | None = None
+        self.response: http1.ResponseHead | None = None
+        self.exchanges = 0
+        self.answered = False
+        self.eof = False
+        self.reading_paused = False
+        self._connect_task: asyncio.Task[None] | None = None
+
+    def connect(self) -> None:
+        self._connect_task = self.client.loop.create_task(self._connect())
+
+    async def _connect(self) -> None:
+        try:
+            await self.client.loop.create_connection(lambda: self, self.config.upstream_host, self.config.upstream_port)
+        except OSError:
+            if self.state != UP_CLOSED:
+                self.state = UP_CLOSED
+                if self.client.upstream is self:
+                    self.client.on_upstream_lost(answered_nothing=True, reused=False, reachable=False)
+
+    def begin_exchange(self) -> None:
+        self.exchanges += 1
+        self.state = UP_HEAD
+        self.answered = False
+
+    def write(self, data: bytes | bytearray) -> None:
+        if self.transport is not None:
+            if not self.transport.is_closing():
+                self.transport.write(data)
+        elif self.state != UP_CLOSED:
+            self.pending.append(bytes(data))
+
+    def write_eof(self) -> None:
+        if self.transport is not None and self.transport.can_write_eof() and not self.transport.is_closing():
+            self.transport.write_eof()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.reading_paused:
+            self.transport.pause_reading()
+            self.reading_paused = True
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and self.reading_paused:
+            self.transport.resume_reading()
+            self.reading_paused = False
+
+    def close(self) -> None:
+        self.state = UP_CLOSED
+        if self._connect_task is not None and not self._connect_task.done():
+            self._connect_task.cancel()
+        if self.transport is not None:
+            self.transport.close()
+
+    # ------------------------------------------------------------ transport callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport = cast(asyncio.Transport, transport)
+        if self.state == UP_CLOSED:
+            transport.close()
+            return
+        if self.pending:
+            transport.write(b"".join(self.pending))
+            self.pending.clear()
+
+    def data_received(self, data: bytes) -> None:
+        state = self.state
+        self.answered = True
+        if state == UP_BODY:
+            self._relay_body(data)
+        elif state == UP_TUNNEL:
+            self.client.write(data)
+        elif state == UP_HEAD:
+            self.buffer += data
+            self._response_head()
+        # UP_IDLE: bytes nobody asked for; UP_CLOSED: too late. Either way the connection is done.
+        elif state == UP_IDLE:
+            self.close()
+
+    def _response_head(self) -> None:
+        client = self.client
+        buffer = self.buffer
+        while True:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buffer) > 4 * self.config.max_header_bytes:
+                    client.on_bad_response(
+                        http1.HttpError(502, "the application sent a response head that is too large")
+                    )
+                return
+            end += 4
+            assert client.request is not None
+            try:
+                response = http1.parse_response_head(
+                    bytes(buffer[:end]), request_method=client.request.method, max_headers=4 * self.config.max_headers
+                )
+            except http1.HttpError as error:
+                client.on_bad_response(error)
+                return
+            if 100 <= response.status < 200 and response.status != 101:
+                del buffer[:end]  # interim answers; the proxy sent its own 100 Continue already
+                continue
+            break
+        self.response = response
+        rest = bytes(buffer[end:])
+        buffer.clear()
+        client.on_response_head(response)
+        if client.state in (CLOSED, LINGER):
+            return
+        if response.status == 101:
+            self.state = UP_TUNNEL
+            client.write(response.raw + rest if rest else response.raw)
+            client.start_tunnel()
+            return
+        framing = response.framing
+        if framing.chunked:
+            self.scanner = http1.ChunkedScanner()
+        elif framing.content_length is not None:
+            self.scanner = http1.LengthScanner(framing.content_length)
+        else:
+            self.scanner = http1.UntilCloseScanner()
+        self.state = UP_BODY
+        if self.scanner.done:
+            client.write(response.raw)
+            self._complete(extra=rest)
+            return
+        self._relay_body(rest, head=response.raw)
+
+    def _relay_body(self, data: bytes, head: bytes = b"") -> None:
+        """Forward response body bytes (after `head`, in the same write) until the body ends."""
+        scanner = self.scanner
+        assert scanner is not None
+        try:
+            end = scanner.feed(data, 0)
+        except http1.HttpError:
+            self.client.on_bad_response(http1.HttpError(502, "the application sent a malformed body"))
+            return
+        if end < 0:
+            self.client.write(head + data if head else data)
+            self.client.on_response_body()
+            return
+        body = data[:end] if end < len(data) else data
+        self.client.write(head + body if head else body)
+        self._complete(extra=data[end:])
+
+    def _complete(self, *, extra: bytes) -> None:
+        assert self.response is not None
+        reusable = self.response.keep_alive and not extra and self.state != UP_CLOSED
+        self.state = UP_IDLE if reusable else UP_CLOSED
+        self.response = None
+        self.scanner = None
+        self.client.on_response_complete(reusable)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        if self.state == UP_TUNNEL:
+            return self.client.upstream_finished_tunnel()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        state = self.state
+        self.state = UP_CLOSED
+        client = self.client
+        if client.upstream is not self:
+            return
+        if state == UP_TUNNEL:
+            client.close()
+        elif state == UP_BODY and isinstance(self.scanner, http1.UntilCloseScanner):
+            client.upstream = None
+            client.close()  # the body ended with the connection, as announced: the exchange is complete
+        elif state in (UP_HEAD, UP_BODY):
+            client.on_upstream_lost(answered_nothing=not self.answered, reused=self.exchanges > 1, reachable=True)
+        else:
+            client.upstream = None
 
 
 def _reason_label(status: int) -> str:
@@ -402,101 +691,3 @@ def _without_expect(raw: bytes) -> bytes:
     lines = raw[:-4].split(b"\r\n")
     kept = [line for line in lines if not line.lower().startswith(b"expect:")]
     return b"\r\n".join(kept) + b"\r\n\r\n"
-
-
-async def _copy_exactly(
-    src: asyncio.StreamReader,
-    dst: asyncio.StreamWriter,
-    length: int,
-    deadline: asyncio.Timeout,
-    idle: float,
-) -> None:
-    loop = asyncio.get_running_loop()
-    while length:
-        piece = await src.read(min(length, PIECE))
-        if not piece:
-            raise asyncio.IncompleteReadError(b"", length)
-        length -= len(piece)
-        dst.write(piece)
-        await dst.drain()
-        deadline.reschedule(loop.time() + idle)
-
-
-async def _copy_chunked(
-    src: asyncio.StreamReader, dst: asyncio.StreamWriter, deadline: asyncio.Timeout, idle: float
-) -> None:
-    loop = asyncio.get_running_loop()
-    while True:
-        line = await src.readuntil(b"\r\n")
-        size = http1.chunk_size(line)
-        if size == 0:
-            dst.write(line)
-            while True:  # trailer fields, then the final empty line
-                trailer = await src.readuntil(b"\r\n")
-                dst.write(trailer)
-                if trailer == b"\r\n":
-                    return
-        if size <= PIECE:
-            data = await src.readexactly(size + 2)
-            if data[-2:] != b"\r\n":
-                raise http1.HttpError(400, "malformed chunk")
-            dst.write(line + data)
-        else:
-            dst.write(line)
-            await _copy_exactly(src, dst, size, deadline, idle)
-            if await src.readexactly(2) != b"\r\n":
-                raise http1.HttpError(400, "malformed chunk")
-            dst.write(b"\r\n")
-        await dst.drain()
-        deadline.reschedule(loop.time() + idle)
-
-
-async def _copy_until_eof(
-    src: asyncio.StreamReader, dst: asyncio.StreamWriter, deadline: asyncio.Timeout, idle: float
-) -> None:
-    loop = asyncio.get_running_loop()
-    while piece := await src.read(PIECE):
-        dst.write(piece)
-        await dst.drain()
-        deadline.reschedule(loop.time() + idle)
-
-
-async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-    try:
-        while piece := await src.read(PIECE):
-            dst.write(piece)
-            await dst.drain()
-        if dst.can_write_eof():
-            dst.write_eof()
-    except (ConnectionError, OSError):
-        dst.close()
-
-
-async def _tunnel(
-    client_reader: asyncio.StreamReader,
-    client_writer: asyncio.StreamWriter,
-    upstream_reader: asyncio.StreamReader,
-    upstream_writer: asyncio.StreamWriter,
-) -> None:
-    """After 101 Switching Protocols (WebSocket), relay raw bytes both ways until both sides close."""
-    await asyncio.gather(_pump(client_reader, upstream_writer), _pump(upstream_reader, client_writer))
-
-
-async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Half-close and discard what the client still sends, briefly.
-
-    Closing a socket with unread input makes the kernel send RST, which can destroy the error
-    response (431, 503 ...) before the client reads it.
-    """
-    with contextlib.suppress(OSError, TimeoutError, asyncio.LimitOverrunError, ValueError):
-        if writer.can_write_eof():
-            writer.write_eof()
-        async with asyncio.timeout(1.0):
-            while await reader.read(PIECE):
-                pass
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    with contextlib.suppress(OSError, asyncio.CancelledError):
-        await writer.wait_closed()

@@ -18,9 +18,7 @@ from session_agent.sources.base import SessionStats
 from session_agent.tracker import Clock
 
 # Tomcat 7 prints "<1 minutes: 2 sessions", later versions bracket the numbers: "<1 minutes: [2] sessions".
-_HISTOGRAM_LINE = re.compile(
-    r"^\[?(?:<|>=)?\s*\d+(?:\s*-\s*<\d+)?\]?\s+minutes:\s*\[?(\d+)\]?\s+sessions\s*$"
-)
+_HISTOGRAM_LINE = re.compile(r"^\[?(?:<|>=)?\s*\d+(?:\s*-\s*<\d+)?\]?\s+minutes:\s*\[?(\d+)\]?\s+sessions\s*$")
 _UNLIMITED_LINE = re.compile(r"^Unlimited time:\s*\[?(\d+)\]?\s+sessions\s*$")
 
 

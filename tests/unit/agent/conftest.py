@@ -10,11 +10,18 @@ from typing import Any
 
 import aiohttp
 import pytest
+import uvloop
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 from session_agent.agent import Agent, AgentConfig
 from session_agent.sources.proxy import ProxySource
 from webshop.app import build_app
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """Every agent test runs on both loops: uvloop in production, plain asyncio where it is missing."""
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 
 class FakeClock:
