@@ -1,0 +1,229 @@
+"""One scaling decision from one observation of the fleet: the function the operator calls every scrape
+interval and the simulator calls in its place.
+
+The chain:
+1. observe: per-VM session counts → one demand sample (rules in `observe`);
+2. smooth: the moving average of the samples in the window (the user's kind and window);
+3. predict: Holt's damped trend over the raw samples, looked ahead by the measured clone+boot time;
+   the demand is the larger of the average and the forecast, so the fleet grows ahead of a rising load
+   and shrinks only as fast as the average falls;
+4. recommend with HPA's tolerance, then HPA's stabilization windows, rate policies and min/max;
+5. act: return draining VMs to service first, then start warm VMs, then clone; on scale-in delete
+   not-yet-ready VMs first, then drain the Ready VMs with the fewest sessions; delete drained VMs;
+   keep the warm pool at its size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Sequence
+
+from webapp_scaler import model
+from webapp_scaler.engine import average, drain, forecast, limits, normalize, observe, recommend
+
+ACTIVE = (model.VMPhase.CLONING, model.VMPhase.BOOTING, model.VMPhase.STARTING, model.VMPhase.READY)
+_BOOTS_KEPT = 10
+_BOOTS_USED = 5
+
+
+def decide(
+    now: float, spec: model.ScalingSpec, vms: Sequence[model.VMState], memory: model.EngineMemory
+) -> model.Decision:
+    """Decide what to do with the fleet at `now`. Pure: the same arguments give the same decision."""
+    memory = _measure_boots(vms, memory)
+    target = spec.sessions.target_per_vm
+    current = sum(1 for vm in vms if vm.phase in ACTIVE)
+    seen = observe.observe(vms, target_per_vm=target, current=current)
+
+    samples = memory.samples
+    trend = memory.trend
+    interval = float(spec.sessions.scrape_interval_seconds)
+    if seen.sessions is not None:
+        keep_after = now - max(spec.sessions.moving_average.window_seconds, interval)
+        samples = (*(s for s in samples if s.at > keep_after), model.Sample(now, seen.sessions))
+        trend = forecast.update_trend(trend, value=seen.sessions, at=now, spec=spec.prediction, interval=interval)
+    averaged = average.moving_average(samples, now, spec.sessions.moving_average) if seen.sessions is not None else None
+    predicted = None
+    if spec.prediction.enabled and trend is not None and seen.sessions is not None:
+        horizon = spec.prediction.horizon_seconds or boot_estimate(memory)
+        predicted = forecast.forecast(trend, horizon_seconds=horizon, spec=spec.prediction, interval=interval)
+    memory = dataclasses.replace(memory, samples=samples, trend=trend)
+
+    if spec.paused:
+        return _hold(current, memory, seen, averaged, predicted, model.Reason.PAUSED, "paused: no scale actions")
+
+    message_demand = ""
+    if spec.mode == "External":
+        wanted = spec.replicas.desired if spec.replicas.desired is not None else current
+        desired = min(max(wanted, spec.replicas.min), spec.replicas.max)
+        reason = model.Reason.EXTERNAL
+        message_demand = f"external desired {wanted}"
+    elif averaged is None:
+        bounded = normalize.out_of_range(current, spec.replicas)
+        desired = bounded.replicas if bounded else current
+        reason = bounded.reason if bounded else model.Reason.FAILED_GET_METRICS
+        message_demand = f"no session metrics from {seen.missing} ready VMs"
+    else:
+        demand = max(averaged, predicted) if predicted is not None else averaged
+        proposal = recommend.recommend_replicas(demand, current, target, spec.behavior.tolerance)
+        result = normalize.normalize(
+            proposal,
+            current,
+            now=now,
+            replicas=spec.replicas,
+            behavior=spec.behavior,
+            recommendations=memory.recommendations,
+            up_events=memory.scale_up_events,
+            down_events=memory.scale_down_events,
+        )
+        desired, reason = result.replicas, result.reason
+        ratio = recommend.usage_ratio(demand, current, target)
+        if desired == current == proposal and current and abs(1.0 - ratio) <= spec.behavior.tolerance:
+            reason = model.Reason.WITHIN_TOLERANCE
+        memory = dataclasses.replace(memory, recommendations=result.recommendations)
+        message_demand = _describe_demand(spec, averaged, predicted, current, target)
+
+    if desired != current:
+        up, down = limits.record_scale_event(
+            memory.scale_up_events,
+            memory.scale_down_events,
+            now=now,
+            previous=current,
+            new=desired,
+            behavior=spec.behavior,
+        )
+        memory = dataclasses.replace(memory, scale_up_events=up, scale_down_events=down)
+
+    actions = _act(now, spec, vms, desired - current)
+    verb = "scaled up" if desired > current else "scaled down" if desired < current else "holding"
+    return model.Decision(
+        desired=desired,
+        create=actions.create,
+        start=actions.start,
+        return_to_service=actions.return_to_service,
+        drain=actions.drain,
+        delete=actions.delete,
+        create_warm=actions.create_warm,
+        reason=reason,
+        message=f"{verb} {current}→{desired}: {message_demand} ({reason})",
+        current_sessions=seen.sessions,
+        average_sessions=averaged,
+        forecast_sessions=predicted,
+        memory=memory,
+    )
+
+
+def boot_estimate(memory: model.EngineMemory) -> float:
+    """The typical clone+boot time: the median of the last few measured, robust to one slow clone."""
+    if not memory.boot_seconds:
+        return model.DEFAULT_BOOT_SECONDS
+    return float(statistics.median(memory.boot_seconds[-_BOOTS_USED:]))
+
+
+def _measure_boots(vms: Sequence[model.VMState], memory: model.EngineMemory) -> model.EngineMemory:
+    """Learn clone+boot durations from VMs that became ready since the last call (clones only: a warm
+    start skips the clone and would understate the horizon)."""
+    boots = list(memory.boot_seconds)
+    measured = set()
+    for vm in vms:
+        if vm.name in memory.measured:
+            measured.add(vm.name)
+        elif vm.ready_at is not None and vm.phase in (model.VMPhase.READY, model.VMPhase.DRAINING):
+            measured.add(vm.name)
+            took = vm.ready_at - vm.created_at
+            if vm.started_at is None and 0 < took < 86400:
+                boots.append(took)
+    if len(boots) == len(memory.boot_seconds) and len(measured) == len(memory.measured):
+        return memory
+    return dataclasses.replace(memory, boot_seconds=tuple(boots[-_BOOTS_KEPT:]), measured=frozenset(measured))
+
+
+def _describe_demand(
+    spec: model.ScalingSpec, averaged: float, predicted: float | None, current: int, target: float
+) -> str:
+    ma = spec.sessions.moving_average
+    text = f"{ma.window_seconds} s {ma.kind.lower()} average {averaged:.0f} sessions"
+    demand = averaged
+    if predicted is not None and predicted > averaged:
+        text += f", forecast {predicted:.0f}"
+        demand = predicted
+    capacity = current * target
+    if capacity <= 0:
+        return f"{text} with no VM"
+    relation = ">" if demand > capacity else "<" if demand < capacity else "="
+    return f"{text} {relation} {current} VMs × {target:g} target ({(demand / capacity - 1) * 100:+.0f} %)"  # noqa: RUF001
+
+
+def _hold(
+    current: int,
+    memory: model.EngineMemory,
+    seen: observe.Observation,
+    averaged: float | None,
+    predicted: float | None,
+    reason: model.Reason,
+    message: str,
+) -> model.Decision:
+    return model.Decision(
+        desired=current,
+        create=0,
+        start=(),
+        return_to_service=(),
+        drain=(),
+        delete=(),
+        create_warm=0,
+        reason=reason,
+        message=message,
+        current_sessions=seen.sessions,
+        average_sessions=averaged,
+        forecast_sessions=predicted,
+        memory=memory,
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Actions:
+    create: int = 0
+    start: tuple[str, ...] = ()
+    return_to_service: tuple[str, ...] = ()
+    drain: tuple[str, ...] = ()
+    delete: tuple[str, ...] = ()
+    create_warm: int = 0
+
+
+def _act(now: float, spec: model.ScalingSpec, vms: Sequence[model.VMState], delta: int) -> _Actions:
+    """Turn a change of the count into actions on named VMs."""
+    timeout = spec.scale_in.drain.timeout_seconds
+    returned: tuple[str, ...] = ()
+    started: tuple[str, ...] = ()
+    create = 0
+    drain_now: tuple[str, ...] = ()
+    delete = [vm.name for vm in vms if vm.phase is model.VMPhase.FAILED]
+    warm = sorted((vm for vm in vms if vm.phase is model.VMPhase.WARM), key=lambda vm: (vm.created_at, vm.name))
+    if delta > 0:
+        returned = drain.choose_return_to_service(vms, delta, now=now, timeout_seconds=timeout)
+        started = tuple(vm.name for vm in warm[: delta - len(returned)])
+        create = delta - len(returned) - len(started)
+    elif delta < 0:
+        surplus = drain.choose_unready_surplus(vms, -delta)
+        delete.extend(surplus)
+        victims = drain.choose_drain_victims(vms, -delta - len(surplus), spec.scale_in.order)
+        if spec.scale_in.drain.enabled:
+            drain_now = victims
+        else:
+            delete.extend(victims)
+    back = set(returned)
+    delete.extend(n for n in drain.drained(vms, now=now, timeout_seconds=timeout) if n not in back)
+
+    idle_warm = warm[len(started) :]
+    create_warm = max(0, spec.warm_pool.size - len(idle_warm))
+    if len(idle_warm) > spec.warm_pool.size:  # the pool was shrunk: the newest go first
+        delete.extend(vm.name for vm in idle_warm[spec.warm_pool.size :][::-1])
+    return _Actions(
+        create=create,
+        start=started,
+        return_to_service=returned,
+        drain=drain_now,
+        delete=tuple(delete),
+        create_warm=create_warm,
+    )

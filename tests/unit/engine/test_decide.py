@@ -1,0 +1,156 @@
+"""Whole decisions, worked by hand: the actions that follow from a count, and the reason given."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from webapp_scaler import model
+from webapp_scaler.engine import decide
+
+NOW = 100_000.0
+R, D, W, B, F = (
+    model.VMPhase.READY,
+    model.VMPhase.DRAINING,
+    model.VMPhase.WARM,
+    model.VMPhase.BOOTING,
+    model.VMPhase.FAILED,
+)
+EMPTY = model.EngineMemory()
+
+
+def spec(**fields: Any) -> model.ScalingSpec:
+    raw: dict[str, Any] = {"replicas": {"min": 1, "max": 50}, "prediction": {"enabled": False}}
+    raw.update(fields)
+    return model.ScalingSpec.from_spec(raw)
+
+
+def vm(name: str, phase: model.VMPhase = R, sessions: float | None = None, **kw: Any) -> model.VMState:
+    return model.VMState(name, phase, kw.pop("created_at", 0.0), sessions=sessions, **kw)
+
+
+def test_scale_up_clones_and_explains() -> None:
+    vms = [vm(f"vm-{i}", sessions=137) for i in range(3)]
+    d = decide.decide(NOW, spec(), vms, EMPTY)
+    assert (d.desired, d.create, d.start, d.drain, d.delete) == (6, 3, (), (), ())
+    assert d.reason is model.Reason.DESIRED_WITHIN_RANGE
+    expected = "scaled up 3→6: 120 s simple average 411 sessions > 3 VMs × 80 target (+71 %)"  # noqa: RUF001
+    assert d.message.startswith(expected)
+    assert d.memory.scale_up_events == (model.ScaleEvent(NOW, 3),)
+
+
+def test_scale_up_is_rate_limited() -> None:
+    vms = [vm("vm-0", sessions=800)]
+    d = decide.decide(NOW, spec(), vms, EMPTY)
+    assert (d.desired, d.create, d.reason) == (5, 4, model.Reason.SCALE_UP_LIMIT)
+
+
+def test_draining_vms_come_back_before_warm_vms_start_before_clones() -> None:
+    vms = [
+        vm("a", sessions=150),
+        vm("b", sessions=150),
+        vm("old", D, sessions=20, draining_since=NOW - 100),
+        vm("w1", W, created_at=10.0),
+        vm("w2", W, created_at=5.0),
+    ]
+    d = decide.decide(NOW, spec(warmPool={"size": 2}), vms, EMPTY)
+    # 320 sessions on 2 active VMs → 4 VMs; the draining VM's users count too.
+    assert d.desired == 4
+    assert d.return_to_service == ("old",)
+    assert d.start == ("w2",)
+    assert d.create == 0
+    assert d.create_warm == 1
+
+
+def test_scale_down_drains_the_fewest_sessions_first_and_deletes_unready_first() -> None:
+    vms = [
+        vm("a", sessions=10),
+        vm("b", sessions=5),
+        vm("c", sessions=30),
+        vm("d", sessions=20),
+        vm("booting", B, created_at=NOW - 30),
+    ]
+    no_window = {"scaleDown": {"stabilizationWindowSeconds": 0}}
+    d = decide.decide(NOW, spec(behavior=no_window), vms, EMPTY)
+    assert d.desired == 1
+    assert d.delete == ("booting",)
+    assert d.drain == ("b", "a", "d")
+
+
+def test_scale_down_waits_for_the_stabilization_window() -> None:
+    vms = [vm(f"vm-{i}", sessions=75) for i in range(4)]
+    memory = decide.decide(NOW - 60, spec(), vms, EMPTY).memory
+    quiet = [vm(f"vm-{i}", sessions=10) for i in range(4)]
+    d = decide.decide(NOW, spec(sessions={"movingAverage": {"windowSeconds": 0}}), quiet, memory)
+    assert (d.desired, d.drain, d.reason) == (4, (), model.Reason.SCALE_DOWN_STABILIZED)
+    later = decide.decide(NOW + 300, spec(sessions={"movingAverage": {"windowSeconds": 0}}), quiet, d.memory)
+    assert later.desired == 1
+    assert len(later.drain) == 3
+
+
+def test_without_drain_the_victims_are_deleted() -> None:
+    vms = [vm("a", sessions=10), vm("b", sessions=5)]
+    s = spec(behavior={"scaleDown": {"stabilizationWindowSeconds": 0}}, scaleIn={"drain": {"enabled": False}})
+    d = decide.decide(NOW, s, vms, EMPTY)
+    assert (d.desired, d.drain, d.delete) == (1, (), ("b",))
+
+
+def test_drained_and_failed_vms_are_deleted_and_replaced() -> None:
+    vms = [
+        vm("a", sessions=70),
+        vm("empty", D, sessions=0, draining_since=NOW - 30),
+        vm("late", D, sessions=4, draining_since=NOW - 3600),
+        vm("busy", D, sessions=4, draining_since=NOW - 60),
+        vm("broken", F),
+    ]
+    d = decide.decide(NOW, spec(replicas={"min": 2, "max": 5}), vms, EMPTY)
+    assert set(d.delete) == {"broken", "empty", "late"}
+    assert d.return_to_service == ("busy",)  # the count is below min=2: the ready draining VM comes back
+
+
+def test_missing_metrics_hold_the_count() -> None:
+    vms = [vm("a", sessions=None), vm("b", sessions=float("nan")), vm("gone", D, sessions=0, draining_since=NOW)]
+    d = decide.decide(NOW, spec(), vms, EMPTY)
+    assert (d.desired, d.create, d.drain) == (2, 0, ())
+    assert d.delete == ("gone",)
+    assert d.reason is model.Reason.FAILED_GET_METRICS
+    assert d.average_sessions is None
+
+
+def test_paused_does_nothing_but_still_averages() -> None:
+    vms = [vm("a", sessions=500), vm("empty", D, sessions=0, draining_since=NOW)]
+    d = decide.decide(NOW, spec(paused=True), vms, EMPTY)
+    assert (d.desired, d.acts, d.reason) == (1, False, model.Reason.PAUSED)
+    assert d.average_sessions == 500
+
+
+def test_external_mode_follows_the_scale_subresource() -> None:
+    vms = [vm("a", sessions=500), vm("b", sessions=0)]
+    d = decide.decide(NOW, spec(mode="External", replicas={"min": 1, "max": 10, "desired": 1}), vms, EMPTY)
+    assert (d.desired, d.drain, d.reason) == (1, ("b",), model.Reason.EXTERNAL)
+
+
+def test_prediction_provisions_ahead_of_a_ramp() -> None:
+    with_prediction = spec(prediction={"enabled": True})
+    without = spec()
+    memories = {"on": EMPTY, "off": EMPTY}
+    for step in range(8):
+        vms = [vm(f"vm-{i}", sessions=70 + 3 * step) for i in range(10)]
+        on = decide.decide(NOW + 15 * step, with_prediction, vms, memories["on"])
+        off = decide.decide(NOW + 15 * step, without, vms, memories["off"])
+        memories = {"on": on.memory, "off": off.memory}
+    assert on.forecast_sessions is not None and on.average_sessions is not None
+    assert on.forecast_sessions > on.average_sessions
+    assert on.desired > off.desired
+
+
+def test_boot_time_is_measured_from_clones_only() -> None:
+    vms = [
+        vm("a", sessions=10, created_at=NOW - 500, ready_at=NOW - 380),
+        vm("w", sessions=10, created_at=NOW - 9000, started_at=NOW - 100, ready_at=NOW - 60),
+    ]
+    d = decide.decide(NOW, spec(), vms, EMPTY)
+    assert d.memory.boot_seconds == (120.0,)
+    assert d.memory.measured == frozenset({"a", "w"})
+    assert decide.boot_estimate(d.memory) == 120.0
+    again = decide.decide(NOW + 15, spec(), vms, d.memory)
+    assert again.memory.boot_seconds == (120.0,)
