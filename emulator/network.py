@@ -1,0 +1,256 @@
+"""Each VM's own address: a loopback alias (no root) or a network namespace on a bridge (root).
+
+`loopback`: every VM gets a distinct 127.x.y.z; its guest binds the spec's ports on it. Kubernetes
+rejects loopback addresses in EndpointSlices, so pods carry no podIP in this mode.
+
+`netns`: every VM gets a network namespace with a veth pair into the bridge `wemu0` (10.213.0.1/16 by
+default) and an address from that /16; its guest runs inside the namespace. Pods carry the address as
+podIP, so a Service's EndpointSlices list the VMs. Namespaces are named `wemu-<emulator pid>-<index>`,
+so a new emulator removes the ones of emulators that died without cleaning up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import os
+import re
+import socket
+import subprocess
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+from emulator.config import EmulatorConfig
+from emulator.logs import fields
+
+log = logging.getLogger("emulator.network")
+
+NETNS_PREFIX = "wemu-"
+VETH_PREFIX = "wev"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    ip: str
+    index: int
+    netns: str | None = None
+    veth: str | None = None
+
+
+class Network(Protocol):
+    mode: str
+
+    def prepare(self) -> None: ...
+    def attach(self, preferred: str | None = None) -> Attachment: ...
+    def detach(self, attachment: Attachment) -> None: ...
+    def wrap(self, argv: list[str], attachment: Attachment) -> list[str]: ...
+    def pod_ip(self, attachment: Attachment) -> str | None: ...
+    def host_ip(self) -> str: ...
+    def shutdown(self) -> None: ...
+
+
+def build(config: EmulatorConfig) -> Network:
+    if config.network == "netns":
+        return NetnsNetwork(config)
+    return LoopbackNetwork(config)
+
+
+class LoopbackNetwork:
+    mode = "loopback"
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.base = int(ipaddress.IPv4Address(config.loopback_base))
+        self.ports = config.guest_ports
+        self._used: set[int] = set()
+        self._lock = threading.Lock()
+
+    def prepare(self) -> None:
+        pass
+
+    def attach(self, preferred: str | None = None) -> Attachment:
+        with self._lock:
+            candidates = list(range(1, 65535))
+            if preferred:  # a restarted emulator gives a running VMI its address back
+                with contextlib.suppress(ValueError):
+                    wanted = int(ipaddress.IPv4Address(preferred)) - self.base
+                    if 0 < wanted < 65535:
+                        candidates.insert(0, wanted)
+            for index in candidates:
+                if index in self._used or index % 256 in (0, 255):
+                    continue
+                ip = str(ipaddress.IPv4Address(self.base + index))
+                if all(_port_free(ip, port) for port in self.ports):  # another emulator may hold it
+                    self._used.add(index)
+                    return Attachment(ip, index)
+        raise RuntimeError("no free loopback address left")
+
+    def detach(self, attachment: Attachment) -> None:
+        with self._lock:
+            self._used.discard(attachment.index)
+
+    def wrap(self, argv: list[str], attachment: Attachment) -> list[str]:
+        return argv
+
+    def pod_ip(self, attachment: Attachment) -> str | None:
+        return None
+
+    def host_ip(self) -> str:
+        return "127.0.0.1"
+
+    def shutdown(self) -> None:
+        pass
+
+
+def _port_free(ip: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((ip, port))
+        except OSError:
+            return False
+    return True
+
+
+class NetnsNetwork:
+    mode = "netns"
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.subnet = ipaddress.IPv4Network(config.netns_subnet)
+        self.bridge = config.bridge
+        self.gateway = str(self.subnet.network_address + 1)
+        self._used: set[int] = set()
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def prepare(self) -> None:
+        if os.geteuid() != 0:
+            raise PermissionError("--network netns needs root (network namespaces and veth pairs)")
+        self.remove_stale()
+        if not _ip("link", "show", self.bridge, check=False):
+            _ip("link", "add", self.bridge, "type", "bridge")
+        addresses = subprocess.run(
+            ["ip", "-o", "-4", "addr", "show", "dev", self.bridge], capture_output=True, text=True, check=True
+        ).stdout
+        if f" {self.gateway}/" not in addresses:
+            _ip("addr", "add", f"{self.gateway}/{self.subnet.prefixlen}", "dev", self.bridge)
+        _ip("link", "set", self.bridge, "up")
+        log.info("bridge ready", extra=fields(bridge=self.bridge, gateway=self.gateway, subnet=str(self.subnet)))
+
+    def remove_stale(self) -> None:
+        """Namespaces of emulators that are gone (killed without cleanup): their guests and links."""
+        for name in _netns_names():
+            match = re.fullmatch(rf"{NETNS_PREFIX}(\d+)-(\d+)", name)
+            if match is None:
+                continue
+            pid = int(match.group(1))
+            if pid != self._pid and _alive(pid):
+                continue
+            _kill_netns_processes(name)
+            _ip("netns", "del", name, check=False)
+            _ip("link", "del", f"{VETH_PREFIX}{int(match.group(2)):04x}", check=False)
+            log.info("removed stale network namespace", extra=fields(netns=name))
+
+    def attach(self, preferred: str | None = None) -> Attachment:
+        with self._lock:
+            taken = _link_names()
+            candidates = list(range(2, min(self.subnet.num_addresses - 1, 65535)))
+            if preferred:
+                with contextlib.suppress(ValueError):
+                    wanted = int(ipaddress.IPv4Address(preferred)) - int(self.subnet.network_address)
+                    if 1 < wanted < self.subnet.num_addresses - 1:
+                        candidates.insert(0, wanted)
+            for index in candidates:
+                veth = f"{VETH_PREFIX}{index:04x}"
+                if index in self._used or veth in taken:  # another emulator's VM may hold it
+                    continue
+                self._used.add(index)
+                break
+            else:
+                raise RuntimeError("no free address left in the VM subnet")
+        ip = str(self.subnet.network_address + index)
+        netns = f"{NETNS_PREFIX}{self._pid}-{index}"
+        peer = f"wep{index:04x}"
+        attachment = Attachment(ip, index, netns, veth)
+        try:
+            _ip("netns", "add", netns)
+            _ip("link", "add", veth, "type", "veth", "peer", "name", peer)
+            _ip("link", "set", peer, "netns", netns)
+            _ip("link", "set", veth, "master", self.bridge)
+            _ip("link", "set", veth, "up")
+            _ip("-n", netns, "link", "set", peer, "name", "eth0")
+            _ip("-n", netns, "addr", "add", f"{ip}/{self.subnet.prefixlen}", "dev", "eth0")
+            _ip("-n", netns, "link", "set", "eth0", "up")
+            _ip("-n", netns, "link", "set", "lo", "up")
+            _ip("-n", netns, "route", "add", "default", "via", self.gateway)
+        except BaseException:
+            self.detach(attachment)
+            raise
+        log.info("network namespace ready", extra=fields(netns=netns, ip=ip, veth=veth))
+        return attachment
+
+    def detach(self, attachment: Attachment) -> None:
+        if attachment.netns:
+            _kill_netns_processes(attachment.netns)
+            _ip("netns", "del", attachment.netns, check=False)
+        if attachment.veth:
+            _ip("link", "del", attachment.veth, check=False)
+        with self._lock:
+            self._used.discard(attachment.index)
+
+    def wrap(self, argv: list[str], attachment: Attachment) -> list[str]:
+        assert attachment.netns is not None
+        return ["ip", "netns", "exec", attachment.netns, *argv]
+
+    def pod_ip(self, attachment: Attachment) -> str | None:
+        return attachment.ip
+
+    def host_ip(self) -> str:
+        return self.gateway
+
+    def shutdown(self) -> None:
+        """Remove our namespaces; drop the bridge once no other emulator's VM is attached to it."""
+        for name in _netns_names():
+            if name.startswith(f"{NETNS_PREFIX}{self._pid}-"):
+                _kill_netns_processes(name)
+                _ip("netns", "del", name, check=False)
+        ports = subprocess.run(
+            ["ip", "-o", "link", "show", "master", self.bridge], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        if not ports:
+            _ip("link", "del", self.bridge, check=False)
+
+
+def _ip(*args: str, check: bool = True) -> bool:
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {result.stderr.strip()}")
+    return result.returncode == 0
+
+
+def _netns_names() -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def _link_names() -> set[str]:
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=False).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line}
+
+
+def _kill_netns_processes(netns: str) -> None:
+    out = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True, check=False).stdout
+    for pid in out.split():
+        with contextlib.suppress(ProcessLookupError, ValueError, PermissionError):
+            os.kill(int(pid), 9)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
