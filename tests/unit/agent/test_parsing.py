@@ -108,7 +108,7 @@ def test_request_head_framing_and_connection() -> None:
     )
     assert head.framing.chunked
     assert not head.keep_alive
-    assert head.cookies == [b" JSESSIONID=1", b" b=2"]
+    assert head.cookies == [b"JSESSIONID=1", b"b=2"]
     old = http1.parse_request_head(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", max_headers=10)
     assert old.keep_alive
     upgrade = http1.parse_request_head(
