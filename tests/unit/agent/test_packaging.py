@@ -1,0 +1,82 @@
+"""The golden-image files (systemd unit, cloud-init snippet, Dockerfile) start the agent correctly."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+from session_agent import agent, cli
+
+from tests.conftest import REPO
+
+SYSTEMD = REPO / "sidecar" / "systemd"
+CLOUD_INIT = REPO / "sidecar" / "cloud-init" / "session-agent.yaml"
+
+
+def _args_of(text: str, variable: str) -> list[str]:
+    match = re.search(rf'{variable}="([^"]+)"', text)
+    assert match, f"{variable} not set"
+    return shlex.split(match.group(1))
+
+
+def _cloud_init() -> dict[str, object]:
+    document = yaml.safe_load(CLOUD_INIT.read_text())
+    assert CLOUD_INIT.read_text().startswith("#cloud-config\n")
+    assert isinstance(document, dict)
+    return document
+
+
+def _file(document: dict[str, object], path: str) -> str:
+    files = document["write_files"]
+    assert isinstance(files, list)
+    return str(next(f["content"] for f in files if f["path"] == path))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param((SYSTEMD / "session-agent.service").read_text(), id="systemd-unit"),
+        pytest.param(_file(_cloud_init(), "/etc/default/session-agent"), id="cloud-init-defaults"),
+    ],
+)
+def test_shipped_arguments_are_a_valid_agent_configuration(text: str) -> None:
+    arguments = _args_of(text, "SESSION_AGENT_ARGS")
+    config = cli.config_from(cli.parser().parse_args(arguments))
+    agent.Agent(config)  # validates the source's settings
+    assert config.source == "proxy"
+    assert (config.listen_port, config.metrics_port) == (8080, 9100)
+    assert config.drain_token_file == Path("/etc/session-agent/drain-token")
+
+
+def test_cloud_init_installs_the_same_unit_it_documents() -> None:
+    document = _cloud_init()
+    unit = _file(document, "/etc/systemd/system/session-agent.service")
+    shipped = (SYSTEMD / "session-agent.service").read_text()
+    for line in ("ExecStart=", "User=", "KillSignal=", "TimeoutStopSec="):
+        ours = next(x for x in unit.splitlines() if x.startswith(line))
+        assert ours in shipped.splitlines()
+    runcmd = " ".join(str(c) for c in document["runcmd"])  # type: ignore[attr-defined]
+    assert "systemctl enable --now session-agent.service" in runcmd
+    assert "--no-deps" in runcmd  # the operator's dependencies stay out of the VM
+
+
+def test_webshop_unit_arguments_parse() -> None:
+    from webshop import cli as webshop_cli
+
+    text = (SYSTEMD / "webshop.service").read_text()
+    arguments = _args_of(text, "WEBSHOP_ARGS")
+    assert arguments[:2] == ["--listen", "127.0.0.1:8081"]  # loopback only: users go through the agent
+    assert callable(webshop_cli.main)
+
+
+def test_dockerfile_has_an_agent_stage_running_the_cli() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^FROM \S+ AS agent$", dockerfile, re.MULTILINE)
+    assert 'ENTRYPOINT ["python", "-m", "session_agent"]' in dockerfile
+    cmd = re.search(r"^CMD (\[.*\])$", dockerfile, re.MULTILINE)
+    assert cmd
+    arguments = yaml.safe_load(cmd.group(1))
+    cli.config_from(cli.parser().parse_args(arguments))
