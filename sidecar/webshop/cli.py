@@ -29,7 +29,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.loop == "uvloop":
                 raise
     app = build_app(session_timeout=args.session_timeout, cookie_name=args.cookie_name)
-    web.run_app(
-        app, host=host.strip("[]") or "0.0.0.0", port=int(port), access_log=None, print=None, loop=loop
-    )
+    web.run_app(app, host=host.strip("[]") or "0.0.0.0", port=int(port), access_log=None, print=None, loop=loop)
     return 0
