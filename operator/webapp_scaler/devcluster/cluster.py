@@ -46,6 +46,7 @@ CONTROLLERS = (
 )
 SERVICE_CIDR = "10.96.0.0/16"  # allocation range for ClusterIPs only; nothing is routed to it
 PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded before any fork: a forked child must not dlopen
 
 
 class DevClusterError(RuntimeError):
@@ -65,9 +66,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # no one is left to wait for a graceful stop
+def die_with_parent() -> None:
+    """For `preexec_fn`: the kernel kills the child when the process that started it dies."""
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # no one is left to wait for a graceful stop
 
 
 @dataclass
@@ -186,7 +187,7 @@ class DevCluster:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=None if self.detach else _die_with_parent,
+                preexec_fn=None if self.detach else die_with_parent,
             )
         component = Component(name, process, process.pid, log)
         self.components.append(component)

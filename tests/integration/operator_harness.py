@@ -1,0 +1,221 @@
+"""What the operator tests share: the operator as a real process with the RBAC of manifests/operator/,
+the emulator with real session agents as guests, and small helpers to wait and read the cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from webapp_scaler.devcluster.cluster import die_with_parent
+
+from tests.integration.conftest import Kubectl
+
+DRAIN_TOKEN = "drain-token-for-tests"
+
+
+# Each VM runs the real session agent with the push source: the test tells each VM how many sessions
+# it holds, exactly as an application using the agent's push API would.
+def push_agent(token_file: Path) -> str:
+    return (
+        "{bin}/session-agent --source push --metrics-listen {ip}:9100 --push-stale-after 3600 "
+        f"--drain-token-file {token_file}"
+    )
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.25, what: str = "") -> Any:
+    """Poll until `predicate()` is truthy and return its value; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+@dataclass
+class Cluster:
+    """Reading the test cluster through kubectl, as a person would."""
+
+    kubectl: Kubectl
+    namespace: str
+
+    def get(self, kind: str, name: str | None = None) -> Any:
+        args = ["get", kind, "-n", self.namespace, "-o", "json"]
+        if name:
+            args.insert(2, name)
+        result = self.kubectl(*args, check=False)
+        if result.returncode != 0:
+            return None
+        return json.loads(result.stdout)
+
+    def items(self, kind: str) -> list[dict[str, Any]]:
+        return list((self.get(kind) or {"items": []})["items"])
+
+    def vms(self) -> list[dict[str, Any]]:
+        return [vm for vm in self.items("virtualmachines") if not vm["metadata"].get("deletionTimestamp")]
+
+    def vm_names(self) -> list[str]:
+        return sorted(vm["metadata"]["name"] for vm in self.vms())
+
+    def was(self, name: str = "shop") -> dict[str, Any]:
+        return dict(self.get("webappscaling", name))
+
+    def condition(self, type_: str, name: str = "shop") -> dict[str, Any]:
+        for c in (self.was(name).get("status") or {}).get("conditions") or []:
+            if c["type"] == type_:
+                return dict(c)
+        return {}
+
+    def ready_ips(self) -> dict[str, str]:
+        ips = {}
+        for vmi in self.items("virtualmachineinstances"):
+            status = vmi.get("status") or {}
+            ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or [])
+            interfaces = status.get("interfaces") or []
+            if interfaces and interfaces[0].get("ipAddress") and ready:
+                ips[vmi["metadata"]["name"]] = interfaces[0]["ipAddress"]
+        return ips
+
+    def vmi_ips(self) -> dict[str, str]:
+        ips = {}
+        for vmi in self.items("virtualmachineinstances"):
+            interfaces = (vmi.get("status") or {}).get("interfaces") or []
+            if interfaces and interfaces[0].get("ipAddress"):
+                ips[vmi["metadata"]["name"]] = interfaces[0]["ipAddress"]
+        return ips
+
+    def events(self, reason: str | None = None) -> list[dict[str, Any]]:
+        events = [e for e in self.items("events") if e["involvedObject"].get("kind") == "WebAppScaling"]
+        return [e for e in events if reason is None or e.get("reason") == reason]
+
+
+def push_sessions(ip: str, count: int) -> None:
+    """Tell the agent of the VM at `ip` how many sessions it holds (the agent's push API)."""
+    body = json.dumps({"active_sessions": count}).encode()
+    request = urllib.request.Request(f"http://{ip}:9100/push", data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+
+
+def agent_drain_state(ip: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://{ip}:9100/drain", timeout=5) as response:
+        return dict(json.loads(response.read()))
+
+
+def golden_datavolume(name: str = "golden", *, fail: bool = False) -> dict[str, Any]:
+    annotations = {"emulator.webappscaler.io/fail": "true"} if fail else {}
+    return {
+        "apiVersion": "cdi.kubevirt.io/v1beta1",
+        "kind": "DataVolume",
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {"source": {"blank": {}}, "storage": {"resources": {"requests": {"storage": "1Gi"}}}},
+    }
+
+
+def webappscaling(name: str = "shop", **spec: Any) -> dict[str, Any]:
+    """A WebAppScaling tuned for tests: 1 s rounds, short windows, no scale-down stabilization."""
+    base: dict[str, Any] = {
+        "goldenImage": {"name": "golden"},
+        "vmTemplate": {
+            "metadata": {"labels": {"app": "shop"}},
+            "spec": {"domain": {"devices": {}, "memory": {"guest": "1Gi"}}},
+        },
+        "replicas": {"min": 1, "max": 4},
+        "sessions": {
+            "targetPerVM": 10,
+            "scrapeIntervalSeconds": 1,
+            "scrapeTimeoutSeconds": 1,
+            "movingAverage": {"kind": "Simple", "windowSeconds": 2},
+            "agent": {"drainTokenSecretRef": {"name": "agent-drain", "key": "token"}},
+        },
+        "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
+        "prediction": {"enabled": False},
+        "scaleIn": {"drain": {"timeoutSeconds": 600}},
+        "service": {"port": 80, "targetPort": 8080},
+        "ingress": {"enabled": True, "host": "shop.example.test", "className": "nginx"},
+    }
+    for key, value in spec.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+    return {"apiVersion": "webappscaler.io/v1alpha1", "kind": "WebAppScaling", "metadata": {"name": name}, "spec": base}
+
+
+def apply(kubectl: Kubectl, namespace: str, *objects: dict[str, Any]) -> None:
+    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(objects))
+
+
+def drain_secret() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "agent-drain"},
+        "stringData": {"token": DRAIN_TOKEN},
+    }
+
+
+@dataclass
+class OperatorProcess:
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no finalizer work — a crash."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def operator(kubeconfig: Path, namespace: str, log: Path) -> Iterator[OperatorProcess]:
+    """`webapp-scaler operator` watching one namespace, as a real process with the operator's RBAC."""
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}
+    argv = [
+        sys.executable,
+        "-m",
+        "webapp_scaler.cli",
+        "operator",
+        "--standalone",
+        "--namespace",
+        namespace,
+        "--metrics-port",
+        "0",
+        "--liveness",
+        "off",
+        "--log-format",
+        "plain",
+        "--verbose",
+    ]
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent
+        )
+    handle = OperatorProcess(process, log)
+    try:
+        yield handle
+    finally:
+        handle.stop()

@@ -1,0 +1,328 @@
+"""The operator end to end on the real control plane: the operator process runs with the RBAC of
+manifests/operator/rbac.yaml, the emulator plays KubeVirt and CDI, and every VM runs the real session
+agent, to which the tests push session counts."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from webapp_scaler.devcluster import DevCluster
+
+from emulator.background import run_in_background
+from tests.integration.conftest import REPO, Kubectl
+from tests.integration.operator_harness import (
+    DRAIN_TOKEN,
+    Cluster,
+    agent_drain_state,
+    apply,
+    drain_secret,
+    golden_datavolume,
+    operator,
+    push_agent,
+    push_sessions,
+    wait_for,
+    webappscaling,
+)
+
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crds_installed")]
+
+
+@pytest.fixture(scope="module")
+def operator_kubeconfig(cluster: DevCluster, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A kubeconfig with the token of the operator's own service account: only its RBAC applies."""
+    operator_dir = REPO / "manifests" / "operator"
+    kubectl("apply", "-f", str(operator_dir / "namespace.yaml"), "-f", str(operator_dir / "rbac.yaml"))
+    token = kubectl("create", "token", "webapp-scaler", "-n", "webapp-scaler", "--duration=2h").stdout.strip()
+    path = tmp_path_factory.mktemp("operator") / "kubeconfig"
+    config = json.loads(kubectl("config", "view", "--raw", "-o", "json").stdout)
+    config["users"] = [{"name": "admin", "user": {"token": token}}]
+    path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def emulator(cluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    workdir = tmp_path_factory.mktemp("emulator")
+    token_file = workdir / "drain-token"
+    token_file.write_text(DRAIN_TOKEN)
+    with run_in_background(
+        cluster.kubeconfig,
+        workdir=workdir,
+        log_path=workdir / "emulator.log",
+        clone_seconds=1.0,
+        import_seconds=0.5,
+        boot_seconds=0.5,
+        probe_period=0.5,
+        guest_command=[push_agent(token_file)],
+        guest_port=[9100],
+    ):
+        yield
+
+
+@pytest.fixture
+def env(kubectl: Kubectl, namespace: str, emulator: None, operator_kubeconfig: Path, tmp_path: Path) -> Any:
+    cluster = Cluster(kubectl, namespace)
+    apply(kubectl, namespace, golden_datavolume(), drain_secret())
+
+    class Env:
+        def __init__(self) -> None:
+            self.cluster = cluster
+            self.kubectl = kubectl
+            self.namespace = namespace
+            self.operator_log = tmp_path / "operator.log"
+
+        def operator(self) -> Any:
+            return operator(operator_kubeconfig, namespace, self.operator_log)
+
+        def apply(self, *objects: dict[str, Any]) -> None:
+            apply(kubectl, namespace, *objects)
+
+    return Env()
+
+
+def ready_vms(env: Any, count: int, timeout: float = 60) -> dict[str, str]:
+    """Wait until exactly `count` VMs exist and all are ready; their names → IPs."""
+
+    def check() -> dict[str, str] | None:
+        names = env.cluster.vm_names()
+        ips = env.cluster.ready_ips()
+        return {n: ips[n] for n in names} if len(names) == count and set(names) <= ips.keys() else None
+
+    return dict(wait_for(check, timeout, what=f"{count} ready VMs"))
+
+
+def test_creates_min_vms_cloned_from_the_golden_image_with_service_and_ingress(env: Any) -> None:
+    env.apply(webappscaling(replicas={"min": 2, "max": 4}))
+    with env.operator():
+        ips = ready_vms(env, 2)
+        was = env.cluster.was()
+        owner = {"apiVersion": "webappscaler.io/v1alpha1", "kind": "WebAppScaling", "name": "shop"}
+        for vm in env.cluster.vms():
+            name = vm["metadata"]["name"]
+            ref = vm["metadata"]["ownerReferences"][0]
+            assert {k: ref[k] for k in owner} == owner
+            assert ref["uid"] == was["metadata"]["uid"]
+            assert ref["controller"] is True
+            [template] = vm["spec"]["dataVolumeTemplates"]
+            assert template["metadata"]["name"] == f"{name}-rootdisk"
+            assert template["spec"]["source"] == {"pvc": {"namespace": env.namespace, "name": "golden"}}
+            assert vm["spec"]["runStrategy"] == "Always"
+            assert vm["spec"]["template"]["metadata"]["labels"]["app"] == "shop"
+            dv = env.cluster.get("datavolume", f"{name}-rootdisk")
+            assert dv["status"]["phase"] == "Succeeded"
+            assert dv["metadata"]["ownerReferences"][0]["name"] == name  # owned by its VM
+
+        service = env.cluster.get("service", "shop")
+        assert service["spec"]["selector"] == {"webappscaler.io/scaling": "shop"}
+        assert service["spec"]["ports"][0]["targetPort"] == 8080
+        assert service["spec"]["sessionAffinity"] == "ClientIP"
+        assert service["metadata"]["ownerReferences"][0]["uid"] == was["metadata"]["uid"]
+        ingress = env.cluster.get("ingress", "shop")
+        assert ingress["spec"]["rules"][0]["host"] == "shop.example.test"
+        assert ingress["spec"]["ingressClassName"] == "nginx"
+        assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/affinity"] == "cookie"
+        assert ingress["metadata"]["ownerReferences"][0]["uid"] == was["metadata"]["uid"]
+
+        for ip in ips.values():
+            push_sessions(ip, 3)
+        status = wait_for(
+            lambda: (
+                (s := env.cluster.was().get("status") or {}).get("readyReplicas") == 2
+                and s.get("sessions", {}).get("current") == 6
+                and s
+            ),
+            what="status with 2 ready VMs and 6 sessions",
+        )
+        assert status["replicas"] == 2 and status["desiredReplicas"] == 2
+        assert status["observedGeneration"] == was["metadata"]["generation"]
+        assert status["selector"] == "webappscaler.io/scaling=shop"
+        conditions = {c["type"]: c for c in status["conditions"]}
+        assert conditions["Ready"]["status"] == "True"
+        assert conditions["GoldenImageReady"]["status"] == "True"
+        assert conditions["MetricsAvailable"]["status"] == "True"
+        assert {row["name"] for row in status["vms"]} == set(ips)
+
+
+def test_scale_up_then_drain_the_fewest_session_vm_and_delete_it_when_empty(env: Any) -> None:
+    env.apply(webappscaling())
+    with env.operator():
+        [(_, ip)] = ready_vms(env, 1).items()
+        push_sessions(ip, 25)  # 25 sessions, 10 per VM → 3 VMs
+        ips = ready_vms(env, 3)
+        scaled = wait_for(lambda: env.cluster.events("ScaledUp"), what="a ScaledUp event")
+        assert re.search(r"scaled up 1→[23]: 2 s simple average \d+ sessions > 1 VMs × 10 target", scaled[0]["message"])
+
+        # load falls: 12 sessions need 2 VMs; the VM with the fewest sessions must be the one to go
+        counts = dict(zip(sorted(ips), [5, 1, 6], strict=True))
+        victim = min(counts, key=lambda n: counts[n])
+        for name, count in counts.items():
+            push_sessions(ips[name], count)
+        draining = wait_for(
+            lambda: [
+                vm["metadata"]["name"]
+                for vm in env.cluster.vms()
+                if "webappscaler.io/draining-since" in vm["metadata"].get("annotations", {})
+            ],
+            what="a draining VM",
+        )
+        assert draining == [victim]
+        assert wait_for(lambda: agent_drain_state(ips[victim])["draining"], what="the agent told to drain")
+        assert wait_for(lambda: env.cluster.events("Draining"), what="a Draining event")
+
+        # it keeps its users: still there a few rounds later, while it holds a session
+        time.sleep(3)
+        assert victim in env.cluster.vm_names()
+        status = env.cluster.was()["status"]
+        assert status["drainingReplicas"] == 1
+        assert status["replicas"] == 2
+
+        push_sessions(ips[victim], 0)  # its last user left
+        wait_for(lambda: victim not in env.cluster.vm_names(), what=f"{victim} deleted")
+        assert sorted(env.cluster.vm_names()) == sorted(n for n in ips if n != victim)
+        assert wait_for(lambda: env.cluster.events("DeletedDrainedVM"), what="a DeletedDrainedVM event")
+
+
+def test_drain_timeout_removes_a_vm_that_keeps_its_sessions(env: Any) -> None:
+    env.apply(webappscaling(replicas={"min": 1, "max": 4}, scaleIn={"drain": {"timeoutSeconds": 4}}))
+    with env.operator():
+        [(_, ip)] = ready_vms(env, 1).items()
+        push_sessions(ip, 15)
+        ips = ready_vms(env, 2)
+        counts = dict(zip(sorted(ips), [2, 3], strict=True))
+        for name, count in counts.items():
+            push_sessions(ips[name], count)
+        victim = min(counts, key=lambda n: counts[n])
+        wait_for(lambda: victim not in env.cluster.vm_names(), timeout=30, what="the drain timeout")
+        assert env.cluster.vm_names() == [n for n in ips if n != victim]
+
+
+def test_killed_operator_converges_without_duplicates_orphans_or_lost_drains(env: Any) -> None:
+    env.apply(webappscaling(replicas={"min": 1, "max": 6}))
+    with env.operator() as first:
+        [(_, ip)] = ready_vms(env, 1).items()
+        push_sessions(ip, 45)  # → 5 VMs
+        wait_for(lambda: len(env.cluster.vm_names()) > 1, what="the scale-up to start")
+        first.kill()  # in the middle of the scale-up: some VMs cloning, maybe not all created
+    with env.operator():
+        ips = ready_vms(env, 5, timeout=90)
+    assert len(set(ips)) == 5
+
+    # every DataVolume belongs to a live VM: none orphaned by the crash
+    vms = set(env.cluster.vm_names())
+    for dv in env.cluster.items("datavolumes"):
+        if dv["metadata"]["name"] != "golden":
+            assert dv["metadata"]["ownerReferences"][0]["name"] in vms
+
+    counts = dict(zip(sorted(ips), [9, 9, 9, 9, 1], strict=True))  # 37 → 4 VMs: the 1-session VM drains
+    victim = min(counts, key=lambda n: counts[n])
+    with env.operator() as second:
+        for name, count in counts.items():
+            push_sessions(ips[name], count)
+        wait_for(
+            lambda: (
+                "webappscaler.io/draining-since"
+                in (env.cluster.get("virtualmachine", victim) or {"metadata": {}})["metadata"].get("annotations", {})
+            ),
+            what="the drain to start",
+        )
+        second.kill()  # in the middle of the drain
+    since = env.cluster.get("virtualmachine", victim)["metadata"]["annotations"]["webappscaler.io/draining-since"]
+    with env.operator():
+        time.sleep(3)
+        vm = env.cluster.get("virtualmachine", victim)
+        assert vm is not None, "a VM with a live session was deleted"
+        assert vm["metadata"]["annotations"]["webappscaler.io/draining-since"] == since  # the same drain
+        assert agent_drain_state(ips[victim])["draining"]
+        assert len(env.cluster.vm_names()) == 5  # no replacement cloned, no other VM drained
+        push_sessions(ips[victim], 0)
+        wait_for(lambda: victim not in env.cluster.vm_names(), what="the resumed drain to finish")
+        assert len(env.cluster.vm_names()) == 4
+
+
+def test_deleting_the_webappscaling_collects_everything_it_owns(env: Any) -> None:
+    env.apply(webappscaling(replicas={"min": 2, "max": 4}, warmPool={"size": 1}))
+    with env.operator():
+        wait_for(lambda: len(env.cluster.vms()) == 3, what="2 VMs and 1 warm VM")
+        wait_for(lambda: len(env.cluster.ready_ips()) == 2, what="the 2 running VMs ready")
+        owned = {
+            "virtualmachines": set(env.cluster.vm_names()),
+            "datavolumes": {d["metadata"]["name"] for d in env.cluster.items("datavolumes")} - {"golden"},
+        }
+        assert len(owned["datavolumes"]) == 3
+        env.kubectl("delete", "webappscaling", "shop", "-n", env.namespace, "--wait=false")
+
+        def gone() -> bool:
+            left = (
+                env.cluster.vms()
+                + env.cluster.items("virtualmachineinstances")
+                + [d for d in env.cluster.items("datavolumes") if d["metadata"]["name"] != "golden"]
+            )
+            return (
+                not left and env.cluster.get("service", "shop") is None and env.cluster.get("ingress", "shop") is None
+            )
+
+        wait_for(gone, timeout=60, what="the garbage collector to remove VMs, VMIs, DataVolumes, Service, Ingress")
+        assert env.cluster.get("webappscaling", "shop") is None
+
+
+@pytest.mark.parametrize(
+    ("golden", "reason", "message"),
+    [
+        (None, "GoldenImageNotFound", "DataVolume {ns}/missing does not exist"),
+        ("failed", "GoldenImageFailed", "DataVolume {ns}/missing failed"),
+    ],
+    ids=["missing", "failed"],
+)
+def test_golden_image_not_ready_creates_no_vm(env: Any, golden: str | None, reason: str, message: str) -> None:
+    if golden == "failed":
+        env.apply(golden_datavolume("missing", fail=True))
+    env.apply(webappscaling(goldenImage={"name": "missing"}, replicas={"min": 2, "max": 4}))
+    with env.operator():
+        condition = wait_for(
+            lambda: (c := env.cluster.condition("GoldenImageReady")).get("reason") == reason and c,
+            what=f"GoldenImageReady False/{reason}",
+        )
+        assert condition["status"] == "False"
+        assert message.format(ns=env.namespace) in condition["message"]
+        ready = env.cluster.condition("Ready")
+        assert ready["status"] == "False" and ready["reason"] == reason
+        time.sleep(2)
+        assert env.cluster.vms() == []
+
+
+def test_unreachable_agents_mean_metrics_unavailable_and_no_scale_in(env: Any) -> None:
+    # the agents answer on 9100 (readiness), but the spec scrapes 9199 where nothing listens
+    spec = webappscaling(replicas={"min": 3, "max": 4})
+    spec["spec"]["sessions"]["agent"]["port"] = 9199
+    spec["spec"]["vmTemplate"]["spec"]["readinessProbe"] = {"httpGet": {"port": 9100, "path": "/readyz"}}
+    env.apply(spec)
+    with env.operator():
+        ready_vms(env, 3)
+        env.kubectl(
+            "patch",
+            "webappscaling",
+            "shop",
+            "-n",
+            env.namespace,
+            "--type=merge",
+            "-p",
+            '{"spec":{"replicas":{"min":1}}}',
+        )
+        condition = wait_for(
+            lambda: (c := env.cluster.condition("MetricsAvailable")).get("reason") == "FailedGetSessionsMetric" and c,
+            what="MetricsAvailable False",
+        )
+        assert condition["status"] == "False"
+        assert "no agent answered (3 of 3 failed)" in condition["message"]
+        time.sleep(4)  # several rounds with min lowered to 1 and no data: nothing may go
+        assert len(env.cluster.vm_names()) == 3
+        assert not any(
+            "webappscaler.io/draining-since" in vm["metadata"].get("annotations", {}) for vm in env.cluster.vms()
+        )
+        assert env.cluster.was()["status"]["desiredReplicas"] == 3
