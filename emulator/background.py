@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -68,10 +69,16 @@ def command_line(kubeconfig: Path | str, options: dict[str, Any]) -> list[str]:
 
 @contextlib.contextmanager
 def run_in_background(
-    kubeconfig: Path | str, *, log_path: Path | None = None, ready_timeout: float = 60.0, **options: Any
+    kubeconfig: Path | str,
+    *,
+    log_path: Path | None = None,
+    ready_timeout: float = 60.0,
+    env: dict[str, str] | None = None,
+    **options: Any,
 ) -> Iterator[RunningEmulator]:
     """Start `python -m emulator` with these options, wait until it reports ready, stop it afterwards
-    (SIGTERM: it stops every guest), killing it if it does not exit in time."""
+    (SIGTERM: it stops every guest), killing it if it does not exit in time. `env` is added to the
+    environment of the emulator and so of its guests (e.g. the session agent's drain token)."""
     if log_path is None:
         log_path = Path(options.get("workdir") or "/tmp/webapp-emulator") / "emulator.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,6 +88,7 @@ def run_in_background(
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
             preexec_fn=_term_with_parent,
         )
     running = RunningEmulator(process, log_path)
