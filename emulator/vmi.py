@@ -76,6 +76,7 @@ class VirtualMachineInstanceController:
             self._stop_guest(namespace, name, "the VMI is gone" if vmi is None else "the VMI is being deleted")
             guest = None
         if vmi is None or vmi["metadata"].get("deletionTimestamp"):
+            self._delete_orphan_pods(namespace, name, keep=None)
             return None
         uid = vmi["metadata"]["uid"]
         status = vmi.get("status") or {}
@@ -86,6 +87,7 @@ class VirtualMachineInstanceController:
 
         pod = self.pods.get(namespace, launcher_pod_name(vmi))
         if phase in ("Pending", "Scheduling"):
+            self._delete_orphan_pods(namespace, name, keep=uid)  # a namesake VMI's pod, e.g. after a restart
             if pod is None:
                 pod = self._create_pod(vmi)
                 if pod is None:
@@ -290,6 +292,21 @@ class VirtualMachineInstanceController:
             self._boot_at.pop(uid, None)
             self._readiness.pop(uid, None)
 
+    def _delete_orphan_pods(self, namespace: str, name: str, keep: str | None) -> None:
+        """virt-controller deletes a stopped VMI's pod itself rather than waiting for the garbage
+        collector (which may not even know the VMI kind yet right after the CRDs were installed)."""
+        for pod in self.pods.objects(namespace):
+            meta = pod["metadata"]
+            labels = meta.get("labels") or {}
+            if (
+                labels.get("kubevirt.io") == "virt-launcher"
+                and (meta.get("annotations") or {}).get("kubevirt.io/domain") == name
+                and labels.get("kubevirt.io/created-by") != keep
+                and (pod.get("spec") or {}).get("nodeName") == self.config.node_name
+                and self.api.delete(kube.POD, namespace, meta["name"], uid=meta["uid"], grace=0)
+            ):
+                log.info("virt-launcher pod deleted", extra=fields(namespace=namespace, vmi=name, pod=meta["name"]))
+
     # ---- pods: the kubelet's part -------------------------------------------------------------------
     def reconcile_pod(self, namespace: str, name: str) -> float | None:
         """A virt-launcher pod on our node being deleted: stop its guest, then let the pod go."""
@@ -302,8 +319,8 @@ class VirtualMachineInstanceController:
         guest = self.guests.get(namespace, pod["metadata"].get("annotations", {}).get("kubevirt.io/domain", ""))
         if guest is not None and guest.uid == labels.get("kubevirt.io/created-by"):
             self._stop_guest(guest.namespace, guest.name, "its virt-launcher pod is being deleted")
-        self.api.delete(kube.POD, namespace, name, uid=pod["metadata"]["uid"], grace=0)
-        log.info("pod finalized", extra=fields(namespace=namespace, pod=name))
+        if self.api.delete(kube.POD, namespace, name, uid=pod["metadata"]["uid"], grace=0):
+            log.info("pod finalized", extra=fields(namespace=namespace, pod=name))
         return None
 
     # ---- writes ------------------------------------------------------------------------------------
