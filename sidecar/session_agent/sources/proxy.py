@@ -28,6 +28,9 @@ from session_agent.tracker import SessionKey, SessionTracker
 
 log = logging.getLogger(__name__)
 
+PENDING_LIMIT = 256 * 1024
+"""Bytes of request held while the upstream connection is being opened, before the client is paused."""
+
 LINGER_SECONDS = 1.0
 """After an error response, how long unread client input is drained before closing (see _fail)."""
 
@@ -209,11 +212,8 @@ class _ClientConnection(asyncio.Protocol):
             self.buffer += data
             if state in (IDLE, HEAD):
                 self._next_request()
-            elif len(self.buffer) > 2 * self.config.max_header_bytes and not self.reading_paused:
-                # A client pipelining faster than the application answers: stop reading for now.
-                assert self.transport is not None
-                self.transport.pause_reading()
-                self.reading_paused = True
+            elif len(self.buffer) > 2 * self.config.max_header_bytes:
+                self.pause_reading()  # a client pipelining faster than the application answers
 
     def eof_received(self) -> bool:
         self.client_eof = True
@@ -236,12 +236,23 @@ class _ClientConnection(asyncio.Protocol):
         self.proxy.forget(self)
 
     def pause_writing(self) -> None:
+        """The client reads slower than the application answers: stop reading the application."""
         if self.upstream is not None:
             self.upstream.pause_reading()
 
     def resume_writing(self) -> None:
         if self.upstream is not None:
             self.upstream.resume_reading()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.reading_paused:
+            self.transport.pause_reading()
+            self.reading_paused = True
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and self.reading_paused:
+            self.transport.resume_reading()
+            self.reading_paused = False
 
     # ------------------------------------------------------------ requests
 
@@ -356,9 +367,7 @@ class _ClientConnection(asyncio.Protocol):
         if self.buffer and self.upstream is not None:
             self.upstream.write(bytes(self.buffer))
             self.buffer.clear()
-        if self.reading_paused and self.transport is not None:
-            self.transport.resume_reading()
-            self.reading_paused = False
+        self.resume_reading()
 
     def write(self, data: bytes | bytearray) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -395,9 +404,7 @@ class _ClientConnection(asyncio.Protocol):
         self.request = None
         self.presented = []
         self.deadline = self.loop.time() + self.config.keepalive_timeout
-        if self.reading_paused and self.transport is not None:
-            self.transport.resume_reading()
-            self.reading_paused = False
+        self.resume_reading()
         if self.buffer:
             self._next_request()
 
@@ -462,9 +469,7 @@ class _ClientConnection(asyncio.Protocol):
         self.state = LINGER
         self.buffer.clear()
         self.deadline = self.loop.time() + LINGER_SECONDS
-        if self.reading_paused:
-            transport.resume_reading()
-            self.reading_paused = False
+        self.resume_reading()
         if self.client_eof:
             transport.close()
         elif transport.can_write_eof():
@@ -499,6 +504,7 @@ class _UpstreamConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.state = UP_IDLE
         self.pending: list[bytes] = []
+        self.pending_bytes = 0
         self.buffer = bytearray()
         self.scanner: http1.BodyScanner | None = None
         self.response: http1.ResponseHead | None = None
@@ -531,6 +537,16 @@ class _UpstreamConnection(asyncio.Protocol):
                 self.transport.write(data)
         elif self.state != UP_CLOSED:
             self.pending.append(bytes(data))
+            self.pending_bytes += len(data)
+            if self.pending_bytes > PENDING_LIMIT:
+                self.client.pause_reading()  # still connecting: hold the client's body back
+
+    def pause_writing(self) -> None:
+        """The application reads the request body slower than the client sends it."""
+        self.client.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.client.resume_reading()
 
     def write_eof(self) -> None:
         if self.transport is not None and self.transport.can_write_eof() and not self.transport.is_closing():
@@ -563,6 +579,8 @@ class _UpstreamConnection(asyncio.Protocol):
         if self.pending:
             transport.write(b"".join(self.pending))
             self.pending.clear()
+            self.pending_bytes = 0
+            self.client.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         state = self.state

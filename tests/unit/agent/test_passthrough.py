@@ -8,8 +8,9 @@ import os
 from collections.abc import AsyncIterator
 
 import aiohttp
+from session_agent.sources.proxy import ProxySource
 
-from tests.unit.agent.conftest import RunningAgent, raw_exchange
+from tests.unit.agent.conftest import RunningAgent, StartAgent, raw_exchange
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
@@ -102,3 +103,88 @@ async def test_client_address_is_forwarded(proxy: RunningAgent) -> None:
     answer = await raw_exchange(port, b"GET /products/4 HTTP/1.0\r\nHost: shop\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200") or answer.startswith(b"HTTP/1.0 200")
     assert b"Hand grinder" in answer
+
+
+def _buffered(agent: RunningAgent) -> int:
+    """Bytes the proxy holds in its socket write buffers right now (both directions)."""
+    source = agent.agent.source
+    assert isinstance(source, ProxySource)
+    total = 0
+    for connection in source.connections:
+        if connection.transport is not None:
+            total += connection.transport.get_write_buffer_size()
+        upstream = connection.upstream
+        if upstream is not None and upstream.transport is not None:
+            total += upstream.transport.get_write_buffer_size()
+    return total
+
+
+BIG = 32 * 1024 * 1024
+
+
+async def test_slow_reader_does_not_make_the_proxy_buffer_a_large_response(start_agent: StartAgent) -> None:
+    async def fast_app(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(f"HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n".encode())
+        piece = b"x" * 65536
+        for _ in range(BIG // len(piece)):
+            writer.write(piece)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(fast_app, "127.0.0.1", 0)
+    try:
+        agent = await start_agent(upstream=f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(agent.url.rsplit(":", 1)[1]), limit=65536)
+        writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.sleep(0.3)  # the client reads nothing meanwhile
+        assert _buffered(agent) < 4 * 1024 * 1024
+        await reader.readuntil(b"\r\n\r\n")
+        received = 0
+        while received < BIG:
+            received += len(await reader.read(1 << 20))
+        assert received == BIG
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_slow_application_does_not_make_the_proxy_buffer_a_large_upload(start_agent: StartAgent) -> None:
+    reading = asyncio.Event()
+    received: list[int] = []
+
+    async def slow_app(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reading.wait()
+        total = 0
+        while total < BIG:
+            total += len(await reader.read(1 << 20))
+        received.append(total)
+        writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(slow_app, "127.0.0.1", 0)
+    try:
+        agent = await start_agent(upstream=f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(agent.url.rsplit(":", 1)[1]))
+        writer.write(f"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: {BIG}\r\n\r\n".encode())
+
+        async def upload() -> None:
+            piece = b"y" * 65536
+            for _ in range(BIG // len(piece)):
+                writer.write(piece)
+                await writer.drain()
+
+        sending = asyncio.ensure_future(upload())
+        await asyncio.sleep(0.3)  # the application reads nothing meanwhile
+        assert _buffered(agent) < 4 * 1024 * 1024
+        reading.set()
+        await sending
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 204")
+        assert received == [BIG]
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
