@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from webapp_scaler.devcluster import DevCluster
 
 from emulator.background import run_in_background
@@ -326,3 +327,58 @@ def test_unreachable_agents_mean_metrics_unavailable_and_no_scale_in(env: Any) -
             "webappscaler.io/draining-since" in vm["metadata"].get("annotations", {}) for vm in env.cluster.vms()
         )
         assert env.cluster.was()["status"]["desiredReplicas"] == 3
+
+
+@pytest.fixture(scope="module")
+def no_clone_kubeconfig(cluster: DevCluster, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The operator's RBAC without `create datavolumes/source`: what a cluster admin may forget to grant."""
+    documents = list(yaml.safe_load_all((REPO / "manifests" / "operator" / "rbac.yaml").read_text()))
+    for doc in documents:
+        doc["metadata"]["name"] = "webapp-scaler-noclone"
+        if doc["kind"] == "ClusterRole":
+            doc["rules"] = [r for r in doc["rules"] if "datavolumes/source" not in r["resources"]]
+        if doc["kind"] == "ClusterRoleBinding":
+            doc["roleRef"]["name"] = "webapp-scaler-noclone"
+            doc["subjects"][0]["name"] = "webapp-scaler-noclone"
+    kubectl("apply", "-f", str(REPO / "manifests" / "operator" / "namespace.yaml"))
+    kubectl("apply", "-f", "-", input=yaml.safe_dump_all(documents))
+    token = kubectl("create", "token", "webapp-scaler-noclone", "-n", "webapp-scaler", "--duration=2h").stdout.strip()
+    path = tmp_path_factory.mktemp("noclone") / "kubeconfig"
+    config = json.loads(kubectl("config", "view", "--raw", "-o", "json").stdout)
+    config["users"] = [{"name": "admin", "user": {"token": token}}]
+    path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.mark.parametrize("allowed", [True, False], ids=["clone-allowed", "clone-not-authorized"])
+def test_golden_image_in_another_namespace(
+    env: Any, kubectl: Kubectl, no_clone_kubeconfig: Path, operator_kubeconfig: Path, allowed: bool
+) -> None:
+    images = f"{env.namespace}-images"
+    kubectl("create", "namespace", images)
+    try:
+        apply(kubectl, images, golden_datavolume("shared"))
+        env.apply(webappscaling(goldenImage={"name": "shared", "namespace": images}))
+        config = operator_kubeconfig if allowed else no_clone_kubeconfig
+        with operator(config, env.namespace, env.operator_log):
+            if allowed:
+                ready_vms(env, 1)
+                [vm] = env.cluster.vms()
+                source = vm["spec"]["dataVolumeTemplates"][0]["spec"]["source"]
+                assert source == {"pvc": {"namespace": images, "name": "shared"}}
+            else:
+                condition = wait_for(
+                    lambda: (
+                        (c := env.cluster.condition("GoldenImageReady")).get("reason") == "CloneNotAuthorized" and c
+                    ),
+                    what="GoldenImageReady False/CloneNotAuthorized",
+                )
+                assert condition["status"] == "False"
+                assert (
+                    f"needs 'create' on datavolumes/source (cdi.kubevirt.io) in namespace {images}"
+                    in condition["message"]
+                )
+                time.sleep(2)
+                assert env.cluster.vms() == []
+    finally:
+        kubectl("delete", "namespace", images, "--wait=false")
