@@ -50,6 +50,7 @@ class Emulator:
             "vmi": self.vmis.reconcile,
             "pod": self.vmis.reconcile_pod,
             "pvc": self.datavolumes.reconcile_pvc,
+            "datasource": self.datavolumes.reconcile_datasource,
         }
 
     def run(self) -> None:
@@ -120,6 +121,8 @@ class Emulator:
                 self.queue.add(("dv", namespace, name))
                 if owner and owner.get("kind") == "VirtualMachine":
                     self.queue.add(("vm", namespace, owner["name"]))
+            elif kind is kube.DATASOURCE:
+                self.queue.add(("datasource", namespace, name))
             elif kind is kube.PVC:
                 if meta.get("deletionTimestamp"):
                     self.queue.add(("pvc", namespace, name))

@@ -149,6 +149,51 @@ class DataVolumeController:
         log.info("datavolume succeeded", extra=fields(namespace=namespace, name=name, source=origin))
         return None
 
+    # ---- DataSources -------------------------------------------------------------------------------
+    def reconcile_datasource(self, namespace: str, name: str) -> float | None:
+        """CDI's DataSource controller: Ready once the PVC it points at exists and is populated."""
+        datasource = self.datasources.get(namespace, name)
+        if datasource is None or datasource["metadata"].get("deletionTimestamp"):
+            return None
+        pvc_ref = ((datasource.get("spec") or {}).get("source") or {}).get("pvc")
+        if pvc_ref is None:
+            ready = conditions.condition("Ready", False, "NoSource", "no PVC source the emulator can follow")
+        else:
+            found = self._populated(pvc_ref.get("namespace") or namespace, pvc_ref["name"])
+            if found:
+                ready = conditions.condition("Ready", True, "Ready")
+            else:
+                ready = conditions.condition("Ready", False, "NotFound" if found is None else "CloneScheduled")
+        again = None if ready["status"] == "True" else WAIT_POLL
+        old = datasource.get("status") or {}
+        if conditions.same(old.get("conditions"), [ready]):
+            return again
+        patch = {
+            "status": {
+                "source": (datasource.get("spec") or {}).get("source"),
+                "conditions": conditions.merge(old.get("conditions"), [ready], kube.now()),
+            }
+        }
+        try:
+            self.api.patch(kube.DATASOURCE, namespace, name, patch, status=True)
+        except ApiException as error:
+            if kube.not_found(error):
+                return None
+            raise
+        log.info("datasource", extra=fields(namespace=namespace, name=name, ready=ready["status"]))
+        return again
+
+    def _populated(self, namespace: str, name: str) -> bool | None:
+        """True: the PVC exists and holds its data; False: it is still being filled; None: no PVC."""
+        pvc = self.pvcs.get(namespace, name)
+        if pvc is None:
+            return None
+        owner = kube.controller_of(pvc)
+        if owner and owner.get("kind") == "DataVolume":
+            source_dv = self.dvs.get(namespace, owner["name"])
+            return source_dv is not None and (source_dv.get("status") or {}).get("phase") == "Succeeded"
+        return bool((pvc.get("status") or {}).get("phase") == "Bound")
+
     # ---- PVC protection ----------------------------------------------------------------------------
     def reconcile_pvc(self, namespace: str, name: str) -> float | None:
         """The pvc-protection controller's part: a deleted PVC no pod uses loses its finalizer.
@@ -194,20 +239,13 @@ class DataVolumeController:
             pvc_ref = {"namespace": pvc_ref.get("namespace") or ds_namespace, "name": pvc_ref["name"]}
         src_ns, src_name = pvc_ref.get("namespace") or namespace, pvc_ref["name"]
         source_pvc = self.pvcs.get(src_ns, src_name)
-        if source_pvc is None:
+        populated = self._populated(src_ns, src_name)
+        if source_pvc is None or populated is None:
             return Waiting("CloneScheduled", "CloneWithoutSource", f"The source pvc {src_name} doesn't exist")
-        owner = kube.controller_of(source_pvc)
-        if owner and owner.get("kind") == "DataVolume":
-            source_dv = self.dvs.get(src_ns, owner["name"])
-            if source_dv is None or (source_dv.get("status") or {}).get("phase") != "Succeeded":
-                return Waiting(
-                    "CloneScheduled",
-                    "CloneScheduled",
-                    f"The source pvc {src_name} is not populated yet",
-                    bound=False,
-                )
-        elif (source_pvc.get("status") or {}).get("phase") != "Bound":
-            return Waiting("CloneScheduled", "CloneScheduled", f"The source pvc {src_name} is not bound", bound=False)
+        if not populated:
+            return Waiting(
+                "CloneScheduled", "CloneScheduled", f"The source pvc {src_name} is not populated yet", bound=False
+            )
         capacity = ((source_pvc.get("status") or {}).get("capacity") or {}).get("storage")
         requested = ((source_pvc.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
         return Source(src_ns, src_name, capacity or requested)
