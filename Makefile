@@ -34,6 +34,7 @@ lint: setup
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
+	@$(VENV)/bin/lint-imports --no-logo --no-cache
 
 bench: setup  ## every benchmark, full length; results and plots in docs/
 	@$(PY) -m webapp_scaler.cli simulate --all-traces --out docs/bench
