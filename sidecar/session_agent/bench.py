@@ -1,12 +1,18 @@
 """Benchmark: the proxy source against direct access to the sample shop, side by side in one run.
 
-    python -m session_agent.bench [--duration 10] [--rounds 3] [--connections 50 200]
+    python -m session_agent.bench [--duration 10] [--rounds 3] [--connections 50 200] [--think-ms 100]
 
 Starts the shop and an agent in front of it as real processes, logs users in, then runs `wrk`
 (keep-alive, each connection a logged-in user hitting GET /cart) alternately against the shop and the
-proxy, several rounds each, and prints the throughput ratio and the added p50/p99 latency (medians of
-the rounds). It is a measurement, not a test: the numbers depend on the machine; the ratios are what
-to compare, because both sides run on the same machine at the same time of the run.
+proxy, several rounds each, and reports medians of the rounds in two modes:
+
+- saturation: every connection sends its next request as soon as the answer arrives. Gives the
+  throughput ratio. Latency here is mostly queueing (connections / throughput), not per-request cost.
+- paced: every connection waits `--think-ms` between requests, like users do, so neither side is
+  saturated and the added latency is the proxy's own per-request cost.
+
+It is a measurement, not a test: the numbers depend on the machine; the ratios are what to compare,
+because both sides run on the same machine at the same time of the run.
 """
 
 from __future__ import annotations
@@ -59,12 +65,13 @@ def parse_wrk(output: str) -> WrkResult:
 
 # Each wrk connection gets its own logged-in user's cookie: the proxy does real per-session work.
 _LUA = """
-local cookies = {%s}
+local cookies = {%(cookies)s}
 local counter = 0
 setup = function(thread) end
 init = function(args)
   counter = math.random(#cookies)
 end
+%(delay)s
 request = function()
   counter = counter %% #cookies + 1
   return wrk.format("GET", "/cart", {["Cookie"] = "JSESSIONID=" .. cookies[counter]})
@@ -123,8 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--connections", type=int, nargs="+", default=[50, 200])
     p.add_argument("--threads", type=int, default=1, help="wrk threads")
     p.add_argument("--users", type=int, default=200, help="logged-in users whose cookies wrk sends")
+    p.add_argument("--think-ms", type=float, default=100.0, help="pause between a connection's requests (paced mode)")
     p.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop of shop and agent")
-    p.add_argument("--markdown", action="store_true", help="print the result as a Markdown table")
     args = p.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed: run `bash hack/install-system-packages.sh` (Debian package wrk)", file=sys.stderr)
@@ -143,41 +150,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     ).split()
     agent = subprocess.Popen([python, "-m", "session_agent", *agent_arguments, *loop], env=env)
     direct_url, proxy_url = f"http://127.0.0.1:{shop_port}", f"http://127.0.0.1:{proxy_port}"
-    rows: list[tuple[int, WrkResult, WrkResult]] = []
+    saturated: list[tuple[int, WrkResult, WrkResult]] = []
+    paced: list[tuple[int, WrkResult, WrkResult]] = []
+    scripts: list[Path] = []
     try:
         _wait_ready(f"{direct_url}/healthz")
         _wait_ready(f"http://127.0.0.1:{metrics_port}/readyz")
-        cookies = [_login(direct_url, f"user{i}") for i in range(args.users)]
-        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
-            lua.write(_LUA % ", ".join(f'"{c}"' for c in cookies))
-        script = Path(lua.name)
-        _run_wrk(direct_url, 10, 1, 1, script)  # warm-up both paths
-        _run_wrk(proxy_url, 10, 1, 1, script)
-        for connections in args.connections:
-            direct: list[WrkResult] = []
-            proxied: list[WrkResult] = []
-            for _ in range(args.rounds):
-                direct.append(_run_wrk(direct_url, connections, args.duration, args.threads, script))
-                proxied.append(_run_wrk(proxy_url, connections, args.duration, args.threads, script))
-            rows.append((connections, _median(direct), _median(proxied)))
+        cookies = ", ".join(f'"{_login(direct_url, f"user{i}")}"' for i in range(args.users))
+        for delay in ("", f"delay = function() return {args.think_ms:g} end"):
+            with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+                lua.write(_LUA % {"cookies": cookies, "delay": delay})
+            scripts.append(Path(lua.name))
+        flat_out, with_think = scripts
+        _run_wrk(direct_url, 10, 1, 1, flat_out)  # warm-up both paths
+        _run_wrk(proxy_url, 10, 1, 1, flat_out)
+        for script, rows in ((flat_out, saturated), (with_think, paced)):
+            for connections in args.connections:
+                direct: list[WrkResult] = []
+                proxied: list[WrkResult] = []
+                for _ in range(args.rounds):
+                    direct.append(_run_wrk(direct_url, connections, args.duration, args.threads, script))
+                    proxied.append(_run_wrk(proxy_url, connections, args.duration, args.threads, script))
+                rows.append((connections, _median(direct), _median(proxied)))
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
             metrics = response.read().decode()
         active = re.search(r'^webapp_active_sessions\{source="proxy"\} ([\d.]+)', metrics, re.MULTILINE)
-        script.unlink()
     finally:
+        for script in scripts:
+            script.unlink()
         for process in (agent, shop):
             process.terminate()
             process.wait(timeout=30)
 
-    print(_report(rows, args, active.group(1) if active else "?"))
+    print(_header(args, active.group(1) if active else "?"))
+    print("\nSaturation (no think time): throughput ratio\n")
+    print(_table(saturated))
+    print(f"\nPaced ({args.think_ms:g} ms think time per connection): added latency at the same load\n")
+    print(_table(paced))
     return 0
 
 
-def _report(rows: list[tuple[int, WrkResult, WrkResult]], args: argparse.Namespace, active: str) -> str:
-    lines = [
+def _header(args: argparse.Namespace, active: str) -> str:
+    return (
         f"cpus: {os.cpu_count()}  loop: {args.loop}  wrk threads: {args.threads}  duration: {args.duration:g}s"
-        f"  rounds: {args.rounds} (medians)  sessions counted by the agent: {active}",
-        "",
+        f"  rounds: {args.rounds} (medians)  sessions counted by the agent: {active}"
+    )
+
+
+def _table(rows: list[tuple[int, WrkResult, WrkResult]]) -> str:
+    lines = [
         "| clients | direct req/s | proxy req/s | ratio | direct p50 | proxy p50 | added p50 | direct p99 "
         "| proxy p99 | added p99 | errors |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
