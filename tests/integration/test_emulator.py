@@ -50,11 +50,24 @@ def wait_for(probe: Callable[[], T | None], what: str, timeout: float = 45.0, in
         time.sleep(interval)
 
 
+def wait_for_object(
+    get: Callable[[], dict[str, Any] | None], ok: Callable[[dict[str, Any]], Any], what: str
+) -> dict[str, Any]:
+    """Poll `get` until the object exists and `ok(object)` holds; returns that object."""
+
+    def probe() -> dict[str, Any] | None:
+        obj = get()
+        return obj if obj is not None and ok(obj) else None
+
+    return wait_for(probe, what)
+
+
 class Api:
     def __init__(self, kubeconfig: Path, namespace: str) -> None:
-        self.client = config.new_client_from_config(config_file=str(kubeconfig))
-        self.core = client.CoreV1Api(self.client)
-        self.custom = client.CustomObjectsApi(self.client)
+        self.client = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+        # the client's annotations do not cover `_preload_content=False` or dict bodies
+        self.core: Any = client.CoreV1Api(self.client)
+        self.custom: Any = client.CustomObjectsApi(self.client)
         self.namespace = namespace
 
     def get(self, group_version: tuple[str, str], plural: str, name: str) -> dict[str, Any] | None:
@@ -128,7 +141,7 @@ class DataVolumeRecorder:
         version = listed["metadata"]["resourceVersion"]
         self._ready.set()
         while not self._stop.is_set():  # short watches, so a stop is noticed within a second
-            for event in watch.Watch().stream(
+            for event in watch.Watch().stream(  # type: ignore[no-untyped-call]
                 self.api.custom.list_namespaced_custom_object,
                 *CDI,
                 self.api.namespace,
@@ -259,8 +272,9 @@ def test_vm_clones_boots_serves_halts_and_is_collected(
     with emulator_for(cluster, namespace, tmp_path) as emulator, DataVolumeRecorder(api) as recorded:
         # a golden image import
         api.create(CDI, "datavolumes", golden_datavolume())
-        golden = wait_for(
-            lambda: (dv := api.get(CDI, "datavolumes", "golden")) and phase(dv) == "Succeeded" and dv,
+        golden = wait_for_object(
+            lambda: api.get(CDI, "datavolumes", "golden"),
+            lambda dv: phase(dv) == "Succeeded",
             "the golden DataVolume to import",
         )
         assert golden["status"]["progress"] == "100.0%"
@@ -275,8 +289,9 @@ def test_vm_clones_boots_serves_halts_and_is_collected(
             "virtualmachines",
             virtual_machine("web-1", namespace, source=clone_of(namespace, "golden"), labels=labels),
         )
-        vm = wait_for(
-            lambda: (v := api.get(KV, "virtualmachines", "web-1")) and status(v).get("ready") and v,
+        vm = wait_for_object(
+            lambda: api.get(KV, "virtualmachines", "web-1"),
+            lambda v: status(v).get("ready"),
             "the VM to run and be ready",
         )
         assert vm["status"]["printableStatus"] == "Running"
@@ -375,19 +390,16 @@ def test_clone_waits_for_a_missing_source_and_the_vm_does_not_start(
             "virtualmachines",
             virtual_machine("web-2", namespace, source=clone_of(namespace, "nowhere"), labels={"app": "shop"}),
         )
-        dv = wait_for(
-            lambda: (
-                (d := api.get(CDI, "datavolumes", "web-2-rootdisk"))
-                and condition(d, "Bound").get("reason") == "CloneWithoutSource"
-                and d
-            ),
+        dv = wait_for_object(
+            lambda: api.get(CDI, "datavolumes", "web-2-rootdisk"),
+            lambda d: condition(d, "Bound").get("reason") == "CloneWithoutSource",
             "the clone to report its missing source",
         )
         assert phase(dv) == "CloneScheduled"
         assert condition(dv, "Bound")["message"] == "The source pvc nowhere doesn't exist"
         assert condition(dv, "Ready")["status"] == "False"
         wait_for(lambda: "CloneWithoutSource" in api.events("web-2-rootdisk"), "the CloneWithoutSource event")
-        vm = wait_for(lambda: (v := api.get(KV, "virtualmachines", "web-2")) and v.get("status") and v, "VM status")
+        vm = wait_for_object(lambda: api.get(KV, "virtualmachines", "web-2"), status, "the VM's status")
         assert vm["status"]["printableStatus"] == "Provisioning"
         assert vm["status"]["ready"] is False
         assert api.get(KV, "virtualmachineinstances", "web-2") is None  # no VMI while a DataVolume is not ready
@@ -397,9 +409,8 @@ def test_clone_waits_for_a_missing_source_and_the_vm_does_not_start(
         body = golden_datavolume("web-3-rootdisk")
         body["spec"] = {"sourceRef": {"kind": "DataSource", "name": "fedora"}, "storage": {}}
         api.create(CDI, "datavolumes", body)
-        pending = wait_for(
-            lambda: (d := api.get(CDI, "datavolumes", "web-3-rootdisk")) and phase(d) and d,
-            "the DataSource clone's phase",
+        pending = wait_for_object(
+            lambda: api.get(CDI, "datavolumes", "web-3-rootdisk"), phase, "the DataSource clone's phase"
         )
         assert phase(pending) == "Pending"
         assert condition(pending, "Bound")["reason"] == "CloneWithoutSource"
@@ -494,12 +505,9 @@ def test_netns_service_endpoints_are_the_vms(
 
         ips = {}
         for name in ("n1", "n2"):
-            vmi = wait_for(
-                lambda n=name: (
-                    (v := api.get(KV, "virtualmachineinstances", n))  # type: ignore[misc]
-                    and condition(v, "Ready").get("status") == "True"
-                    and v
-                ),
+            vmi = wait_for_object(
+                lambda n=name: api.get(KV, "virtualmachineinstances", n),  # type: ignore[misc]
+                lambda v: condition(v, "Ready").get("status") == "True",
                 f"VMI {name} to be Ready",
             )
             ips[name] = vmi["status"]["interfaces"][0]["ipAddress"]
