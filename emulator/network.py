@@ -20,6 +20,7 @@ import socket
 import subprocess
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from emulator.config import EmulatorConfig
@@ -247,10 +248,9 @@ def _kill_netns_processes(netns: str) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """The pid runs an emulator (a recycled pid of another program does not keep namespaces alive)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return b"emulator" in cmdline
