@@ -46,7 +46,8 @@ def decide(
     averaged = average.moving_average(samples, now, spec.sessions.moving_average) if seen.sessions is not None else None
     predicted = None
     if spec.prediction.enabled and trend is not None and seen.sessions is not None:
-        horizon = spec.prediction.horizon_seconds or boot_estimate(memory)
+        warm_ready = any(vm.phase is model.VMPhase.WARM for vm in vms)
+        horizon = spec.prediction.horizon_seconds or lead_time(memory, warm_available=warm_ready)
         predicted = forecast.forecast(trend, horizon_seconds=horizon, spec=spec.prediction, interval=interval)
     memory = dataclasses.replace(memory, samples=samples, trend=trend)
 
@@ -65,7 +66,7 @@ def decide(
         reason = bounded.reason if bounded else model.Reason.FAILED_GET_METRICS
         message_demand = f"no session metrics from {seen.missing} ready VMs"
     else:
-        demand = max(averaged, predicted) if predicted is not None else averaged
+        demand = active_demand(averaged, predicted, seen.draining_sessions)
         proposal = recommend.recommend_replicas(demand, current, target, spec.behavior.tolerance)
         result = normalize.normalize(
             proposal,
@@ -82,7 +83,7 @@ def decide(
         if desired == current == proposal and current and abs(1.0 - ratio) <= spec.behavior.tolerance:
             reason = model.Reason.WITHIN_TOLERANCE
         memory = dataclasses.replace(memory, recommendations=result.recommendations)
-        message_demand = _describe_demand(spec, averaged, predicted, current, target)
+        message_demand = _describe_demand(spec, averaged, predicted, seen.draining_sessions, current, target)
 
     if desired != current:
         up, down = limits.record_scale_event(
@@ -121,38 +122,65 @@ def boot_estimate(memory: model.EngineMemory) -> float:
     return float(statistics.median(memory.boot_seconds[-_BOOTS_USED:]))
 
 
+def lead_time(memory: model.EngineMemory, *, warm_available: bool) -> float:
+    """How long a VM asked for now takes to serve: a warm start when the pool has a VM, else a clone."""
+    if not warm_available:
+        return boot_estimate(memory)
+    if not memory.start_seconds:
+        return model.DEFAULT_WARM_START_SECONDS
+    return float(statistics.median(memory.start_seconds[-_BOOTS_USED:]))
+
+
 def _measure_boots(vms: Sequence[model.VMState], memory: model.EngineMemory) -> model.EngineMemory:
-    """Learn clone+boot durations from VMs that became ready since the last call (clones only: a warm
-    start skips the clone and would understate the horizon)."""
+    """Learn clone+boot and warm-start durations from VMs that became ready since the last call."""
     boots = list(memory.boot_seconds)
+    starts = list(memory.start_seconds)
     measured = set()
     for vm in vms:
         if vm.name in memory.measured:
             measured.add(vm.name)
         elif vm.ready_at is not None and vm.phase in (model.VMPhase.READY, model.VMPhase.DRAINING):
             measured.add(vm.name)
-            took = vm.ready_at - vm.created_at
-            if vm.started_at is None and 0 < took < 86400:
-                boots.append(took)
-    if len(boots) == len(memory.boot_seconds) and len(measured) == len(memory.measured):
+            took = vm.ready_at - (vm.started_at if vm.started_at is not None else vm.created_at)
+            if 0 < took < 86400:
+                (boots if vm.started_at is None else starts).append(took)
+    if len(measured) == len(memory.measured) and measured == memory.measured:
         return memory
-    return dataclasses.replace(memory, boot_seconds=tuple(boots[-_BOOTS_KEPT:]), measured=frozenset(measured))
+    return dataclasses.replace(
+        memory,
+        boot_seconds=tuple(boots[-_BOOTS_KEPT:]),
+        start_seconds=tuple(starts[-_BOOTS_KEPT:]),
+        measured=frozenset(measured),
+    )
+
+
+def active_demand(averaged: float, predicted: float | None, draining: float) -> float:
+    """The sessions the active (non-draining) VMs must carry `horizon` from now.
+
+    The average and the forecast are taken over *all* sessions, so that draining a VM does not look like
+    a drop in load; the sessions on draining VMs are then taken out, because they stay on their VM until
+    they end and new users never join them. If the load comes back, the draining VMs are the first
+    returned to service, so leaving them out costs no capacity.
+    """
+    total = max(averaged, predicted) if predicted is not None else averaged
+    return max(0.0, total - draining)
 
 
 def _describe_demand(
-    spec: model.ScalingSpec, averaged: float, predicted: float | None, current: int, target: float
+    spec: model.ScalingSpec, averaged: float, predicted: float | None, draining: float, current: int, target: float
 ) -> str:
     ma = spec.sessions.moving_average
     text = f"{ma.window_seconds} s {ma.kind.lower()} average {averaged:.0f} sessions"
-    demand = averaged
     if predicted is not None and predicted > averaged:
         text += f", forecast {predicted:.0f}"
-        demand = predicted
+    if draining > 0:
+        text += f", {draining:.0f} on draining VMs"
+    demand = active_demand(averaged, predicted, draining)
     capacity = current * target
     if capacity <= 0:
         return f"{text} with no VM"
     relation = ">" if demand > capacity else "<" if demand < capacity else "="
-    return f"{text} {relation} {current} VMs × {target:g} target ({(demand / capacity - 1) * 100:+.0f} %)"  # noqa: RUF001
+    return f"{text} {relation} {current} VMs × {target:g} target ({(demand / capacity - 1) * 100:+.0f} %)"
 
 
 def _hold(

@@ -6,12 +6,12 @@ The rules, per phase:
   (negative, NaN, infinite) is *missing*, and is filled like HPA fills missing pods
   (replica_calculator.go): as exactly the target when the others point to a scale-down, as zero when
   they point to a scale-up. If the filled sample would flip the direction the reporting VMs point to,
-  the sample is recorded as neutral (exactly `current * target`). Missing data never moves the fleet.
-- Draining: its valid sessions count fully. The users on a draining VM are still there; as they leave,
-  new users arrive on the active VMs instead, so within one session lifetime the active fleet carries
-  that load. Sizing the active fleet without them would under-provision after every drain. A draining VM
-  that cannot be scraped counts zero: its users are leaving, and guessing high would hold capacity for
-  up to the drain timeout.
+  the sample is recorded as neutral (the active VMs exactly at target). Missing data never moves the fleet.
+- Draining: its valid sessions count in the sample, which is the load of the whole fleet: draining a
+  VM moves no user, so it must not look like a drop in load to the average or the trend. The decision
+  then takes the sessions on draining VMs out of what the active VMs must carry (`decide.active_demand`):
+  those users stay on their VM until they leave and new users never join them. A draining VM that cannot
+  be scraped counts zero: its users are leaving, and it needs no capacity from the others.
 - Cloning, Booting, Starting: no agent runs and the load balancer sends them nobody, so zero, not missing.
 - Warm, Failed: not part of the serving fleet.
 
@@ -71,7 +71,7 @@ def observe(vms: Sequence[model.VMState], *, target_per_vm: float, current: int)
     # The direction the reporting VMs point to, per reporting VM as HPA computes it.
     scale_down = ready_sum / (reporting * target_per_vm) < 1.0
     filled = reported + (missing * target_per_vm if scale_down else 0.0)
-    neutral = current * target_per_vm
+    neutral = current * target_per_vm + draining_sum
     if (scale_down and filled > neutral) or (not scale_down and filled < neutral):
         filled = neutral
     return Observation(filled, reported, ready, missing, draining_sum)

@@ -53,7 +53,7 @@ def test_draining_vms_come_back_before_warm_vms_start_before_clones() -> None:
         vm("w2", W, created_at=5.0),
     ]
     d = decide.decide(NOW, spec(warmPool={"size": 2}), vms, EMPTY)
-    # 320 sessions on 2 active VMs → 4 VMs; the draining VM's users count too.
+    # 320 sessions, 20 of them staying on the draining VM: 300 for the active VMs → 4 VMs.
     assert d.desired == 4
     assert d.return_to_service == ("old",)
     assert d.start == ("w2",)
@@ -78,11 +78,12 @@ def test_scale_down_drains_the_fewest_sessions_first_and_deletes_unready_first()
 
 def test_scale_down_waits_for_the_stabilization_window() -> None:
     vms = [vm(f"vm-{i}", sessions=75) for i in range(4)]
-    memory = decide.decide(NOW - 60, spec(), vms, EMPTY).memory
+    s = spec(sessions={"movingAverage": {"windowSeconds": 0}})
+    memory = decide.decide(NOW - 30, s, vms, EMPTY).memory
     quiet = [vm(f"vm-{i}", sessions=10) for i in range(4)]
-    d = decide.decide(NOW, spec(sessions={"movingAverage": {"windowSeconds": 0}}), quiet, memory)
+    d = decide.decide(NOW, s, quiet, memory)
     assert (d.desired, d.drain, d.reason) == (4, (), model.Reason.SCALE_DOWN_STABILIZED)
-    later = decide.decide(NOW + 300, spec(sessions={"movingAverage": {"windowSeconds": 0}}), quiet, d.memory)
+    later = decide.decide(NOW + 30, s, quiet, d.memory)
     assert later.desired == 1
     assert len(later.drain) == 3
 

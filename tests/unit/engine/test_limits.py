@@ -8,7 +8,7 @@ from webapp_scaler import model
 from webapp_scaler.engine import limits, normalize
 
 NOW = 5_000.0
-DEFAULT = model.BehaviorSpec()
+DEFAULT = model.HPA_BEHAVIOR
 
 
 def rules(select: model.SelectPolicy, *policies: tuple[str, int, int], window: int = 0) -> model.ScalingRules:
@@ -55,7 +55,7 @@ def test_scale_up(
     expected: int,
     reason: model.Reason,
 ) -> None:
-    behavior = model.BehaviorSpec(scale_up=up_rules)
+    behavior = model.BehaviorSpec(scale_up=up_rules, scale_down=model.HPA_SCALE_DOWN)
     result = limits.limit_rate(
         desired,
         current,

@@ -14,7 +14,9 @@ def test_empty_spec_gives_the_documented_defaults() -> None:
     assert spec == model.ScalingSpec()
     assert spec.sessions.target_per_vm == 80
     assert spec.sessions.moving_average == model.MovingAverageSpec(kind="Simple", window_seconds=120)
-    assert spec.behavior.scale_down.stabilization_window_seconds == 300
+    assert spec.behavior.scale_down.stabilization_window_seconds == 60  # HPA: 300, see model.py
+    assert spec.behavior.scale_up == model.HPA_SCALE_UP
+    assert spec.warm_pool.size == 2
     assert spec.behavior.scale_up.policies == (
         model.ScalingPolicy("Percent", 100, 15),
         model.ScalingPolicy("VMs", 4, 15),

@@ -29,7 +29,7 @@ def fleet(*vms: tuple[model.VMPhase, float | None]) -> list[model.VMState]:
         pytest.param(fleet((R, 20), (R, 20), (R, None)), 3, 120.0, id="missing-as-target-on-scale-down"),
         pytest.param(fleet((R, 150), (R, 150), (R, None)), 3, 300.0, id="missing-as-zero-on-scale-up"),
         pytest.param(fleet((R, 100), (R, None)), 2, 160.0, id="fill-would-flip-up-to-down-so-neutral"),
-        pytest.param(fleet((R, 60), (R, None), (D, 50)), 2, 160.0, id="fill-would-flip-down-to-up-so-neutral"),
+        pytest.param(fleet((R, 100), (R, None), (D, 50)), 2, 210.0, id="neutral-includes-draining"),
         pytest.param(fleet((R, 60), (R, None), (B, None)), 3, 140.0, id="booting-vm-is-not-missing"),
         pytest.param(fleet((R, -5), (R, 40)), 2, 120.0, id="negative-is-missing"),
         pytest.param(fleet((R, float("nan")), (R, 40)), 2, 120.0, id="nan-is-missing"),
