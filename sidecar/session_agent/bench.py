@@ -18,6 +18,7 @@ because both sides run on the same machine at the same time of the run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -42,6 +43,11 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0
+    app_cpu_us: float = 0.0
+    """CPU time of the shop per request (microseconds)."""
+    proxy_cpu_us: float = 0.0
+    """CPU time of the agent per request (microseconds; 0 for direct runs)."""
 
 
 def parse_wrk(output: str) -> WrkResult:
@@ -54,13 +60,24 @@ def parse_wrk(output: str) -> WrkResult:
         return float(match.group(1)) * _UNITS[match.group(2)]
 
     rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE)
-    if not rps:
+    total = re.search(r"^\s*(\d+) requests in", output, re.MULTILINE)
+    if not rps or not total:
         raise ValueError("no Requests/sec in wrk output")
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     return WrkResult(
-        float(rps.group(1)), latency("50"), latency("99"), errors + (int(non2xx.group(1)) if non2xx else 0)
+        float(rps.group(1)),
+        latency("50"),
+        latency("99"),
+        errors + (int(non2xx.group(1)) if non2xx else 0),
+        requests=int(total.group(1)),
     )
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # Each wrk connection gets its own logged-in user's cookie: the proxy does real per-session work.
@@ -106,12 +123,22 @@ def _login(base: str, user: str) -> str:
     return str(cookie.split(";", 1)[0].split("=", 1)[1])
 
 
-def _run_wrk(url: str, connections: int, duration: float, threads: int, script: Path) -> WrkResult:
+def _run_wrk(
+    url: str, connections: int, duration: float, threads: int, script: Path, *, app: int, proxy: int | None = None
+) -> WrkResult:
     command = [
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", "-s", str(script), url,
     ]  # fmt: skip
+    app_before = _cpu_seconds(app)
+    proxy_before = _cpu_seconds(proxy) if proxy else 0.0
     result = subprocess.run(command, capture_output=True, text=True, check=True)
-    return parse_wrk(result.stdout)
+    measured = parse_wrk(result.stdout)
+    per_request = 1e6 / max(measured.requests, 1)
+    return dataclasses.replace(
+        measured,
+        app_cpu_us=(_cpu_seconds(app) - app_before) * per_request,
+        proxy_cpu_us=(_cpu_seconds(proxy) - proxy_before) * per_request if proxy else 0.0,
+    )
 
 
 def _median(results: list[WrkResult]) -> WrkResult:
@@ -120,6 +147,9 @@ def _median(results: list[WrkResult]) -> WrkResult:
         statistics.median(r.p50_ms for r in results),
         statistics.median(r.p99_ms for r in results),
         sum(r.errors for r in results),
+        sum(r.requests for r in results),
+        statistics.median(r.app_cpu_us for r in results),
+        statistics.median(r.proxy_cpu_us for r in results),
     )
 
 
@@ -162,15 +192,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 lua.write(_LUA % {"cookies": cookies, "delay": delay})
             scripts.append(Path(lua.name))
         flat_out, with_think = scripts
-        _run_wrk(direct_url, 10, 1, 1, flat_out)  # warm-up both paths
-        _run_wrk(proxy_url, 10, 1, 1, flat_out)
+        pids = {"app": shop.pid}
+        _run_wrk(direct_url, 10, 1, 1, flat_out, **pids)  # warm-up both paths
+        _run_wrk(proxy_url, 10, 1, 1, flat_out, **pids, proxy=agent.pid)
         for script, rows in ((flat_out, saturated), (with_think, paced)):
             for connections in args.connections:
                 direct: list[WrkResult] = []
                 proxied: list[WrkResult] = []
                 for _ in range(args.rounds):
-                    direct.append(_run_wrk(direct_url, connections, args.duration, args.threads, script))
-                    proxied.append(_run_wrk(proxy_url, connections, args.duration, args.threads, script))
+                    direct.append(_run_wrk(direct_url, connections, args.duration, args.threads, script, **pids))
+                    proxied.append(
+                        _run_wrk(proxy_url, connections, args.duration, args.threads, script, **pids, proxy=agent.pid)
+                    )
                 rows.append((connections, _median(direct), _median(proxied)))
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
             metrics = response.read().decode()
@@ -200,15 +233,16 @@ def _header(args: argparse.Namespace, active: str) -> str:
 def _table(rows: list[tuple[int, WrkResult, WrkResult]]) -> str:
     lines = [
         "| clients | direct req/s | proxy req/s | ratio | direct p50 | proxy p50 | added p50 | direct p99 "
-        "| proxy p99 | added p99 | errors |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| proxy p99 | added p99 | CPU/request: app, proxy | errors direct/proxy |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for connections, d, x in rows:
         lines.append(
             f"| {connections} | {d.requests_per_second:,.0f} | {x.requests_per_second:,.0f} "
             f"| {x.requests_per_second / d.requests_per_second:.1%} | {d.p50_ms:.2f} ms | {x.p50_ms:.2f} ms "
             f"| {x.p50_ms - d.p50_ms:+.2f} ms | {d.p99_ms:.2f} ms | {x.p99_ms:.2f} ms "
-            f"| {x.p99_ms - d.p99_ms:+.2f} ms | {d.errors + x.errors} |"
+            f"| {x.p99_ms - d.p99_ms:+.2f} ms | {x.app_cpu_us:.0f} µs, {x.proxy_cpu_us:.0f} µs "
+            f"| {d.errors}/{x.errors} of {d.requests:,}/{x.requests:,} |"
         )
     return "\n".join(lines)
 
