@@ -1,7 +1,7 @@
 """Traffic traces: CSV files of `timestamp,requests` or `timestamp,sessions`.
 
-Timestamps are ISO-8601 (with or without offset; `Z` allowed) or epoch seconds. The step is the median
-spacing of the rows (1 or 5 minutes in our traces; any whole number of seconds works). Rows that cannot
+Timestamps are ISO-8601 (with or without offset; `Z` allowed) or epoch seconds. The step is the most
+common spacing of the rows (1 or 5 minutes in our traces; any whole number of seconds works). Rows that cannot
 be parsed (bad timestamp, non-numeric, negative, NaN or infinite value) are skipped and become gaps;
 missing steps are filled by linear interpolation between the neighbouring rows, because a missing
 sample in a monitoring export means "not recorded", not "no traffic" (a recorded 0 stays 0). Rows off
@@ -10,11 +10,11 @@ the step grid are snapped to the nearest step; a duplicate step keeps the last r
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import itertools
 import math
-import statistics
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
@@ -93,7 +93,8 @@ def parse_trace(lines: Iterable[str], *, name: str = "trace") -> Trace:
         raise ValueError(f"{name}: needs at least two valid rows, found {len(points)}")
     points.sort()
     diffs = [b[0] - a[0] for a, b in itertools.pairwise(points) if b[0] > a[0]]
-    step = round(statistics.median(diffs))
+    counts = collections.Counter(round(d) for d in diffs)
+    step = min(counts, key=lambda d: (-counts[d], d))  # the most common spacing; ties: the finest
     if step <= 0:
         raise ValueError(f"{name}: cannot infer a step from the timestamps")
     start = points[0][0]
