@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "webapp_scaler.simulation.cli",
         "replay a traffic trace through the scaler and the baselines",
     ),
+    "demo": ("webapp_scaler.demo.cli", "run the local demo stack"),
 }
 
 

@@ -1,0 +1,141 @@
+"""The demo load balancer's configuration, rendered from endpoints: pure, plus HAProxy's own check."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from webapp_scaler.demo.loadbalancer import (
+    Backend,
+    LoadBalancerSettings,
+    backends_from_slices,
+    backends_from_vmis,
+    render_config,
+    vm_name_of_pod,
+)
+
+SETTINGS = LoadBalancerSettings(listen_port=18080, admin_socket=Path("/run/demo/admin.sock"))
+
+
+def server_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("server ")]
+
+
+@pytest.mark.parametrize(
+    ("backends", "expected"),
+    [
+        pytest.param([], [], id="no-endpoints-no-servers"),
+        pytest.param(
+            [Backend("shop-b", "10.213.0.3", 8080, True), Backend("shop-a", "10.213.0.2", 8080, True)],
+            [
+                "server shop-a 10.213.0.2:8080 cookie shop-a weight 100",
+                "server shop-b 10.213.0.3:8080 cookie shop-b weight 100",
+            ],
+            id="ready-endpoints-normal-weight-sorted",
+        ),
+        pytest.param(
+            [Backend("shop-a", "10.213.0.2", 8080, True), Backend("shop-b", "10.213.0.3", 8080, False)],
+            [
+                "server shop-a 10.213.0.2:8080 cookie shop-a weight 100",
+                "server shop-b 10.213.0.3:8080 cookie shop-b weight 0",
+            ],
+            id="not-ready-endpoint-stays-with-weight-0",
+        ),
+        pytest.param(
+            [Backend("a b/c", "10.213.0.2", 8080, True)],
+            ["server a_b_c 10.213.0.2:8080 cookie a_b_c weight 100"],
+            id="unsafe-characters-in-names",
+        ),
+        pytest.param(
+            [Backend("shop-a", "10.213.0.2", 8080, True), Backend("shop-a", "10.213.0.2", 8080, True)],
+            ["server shop-a 10.213.0.2:8080 cookie shop-a weight 100"],
+            id="duplicates-collapse",
+        ),
+    ],
+)
+def test_servers_follow_endpoints(backends: list[Backend], expected: list[str]) -> None:
+    assert server_lines(render_config(SETTINGS, backends)) == expected
+
+
+def test_stickiness_retry_and_listener() -> None:
+    text = render_config(SETTINGS, [Backend("shop-a", "10.213.0.2", 8080, True)])
+    assert "cookie WAS_STICKY insert indirect nocache" in text
+    assert "bind 127.0.0.1:18080" in text
+    assert re.search(r"retry-on .*\b503\b", text)
+    assert "option redispatch 1" in text
+    assert "stats socket /run/demo/admin.sock mode 600 level admin expose-fd listeners" in text
+    assert "http-response set-header X-Served-By %s" in text
+
+
+def test_same_endpoints_same_text_whatever_the_order() -> None:
+    a, b = Backend("a", "10.0.0.1", 1, True), Backend("b", "10.0.0.2", 1, False)
+    assert render_config(SETTINGS, [a, b]) == render_config(SETTINGS, [b, a])
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed (make system-packages)")
+def test_haproxy_accepts_the_rendered_config(tmp_path: Path) -> None:
+    settings = LoadBalancerSettings(listen_port=18080, admin_socket=tmp_path / "admin.sock")
+    backends = [Backend("shop-a", "10.213.0.2", 8080, True), Backend("shop-b", "10.213.0.3", 8080, False)]
+    for candidate in ([], backends):
+        path = tmp_path / "haproxy.cfg"
+        path.write_text(render_config(settings, candidate))
+        check = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.mark.parametrize(
+    ("pod", "vm"),
+    [
+        pytest.param("virt-launcher-shop-x7k2p-abcde", "shop-x7k2p", id="launcher-pod"),
+        pytest.param("some-other-pod", "some-other-pod", id="other-pod-kept"),
+    ],
+)
+def test_server_named_after_the_vm(pod: str, vm: str) -> None:
+    assert vm_name_of_pod(pod) == vm
+
+
+def _endpoint(address: str, pod: str | None, ready: bool | None) -> SimpleNamespace:
+    return SimpleNamespace(
+        addresses=[address],
+        conditions=SimpleNamespace(ready=ready),
+        target_ref=SimpleNamespace(name=pod) if pod else None,
+    )
+
+
+def test_backends_from_endpointslices() -> None:
+    item = SimpleNamespace(
+        ports=[SimpleNamespace(name="http", port=8080)],
+        endpoints=[
+            _endpoint("10.213.0.2", "virt-launcher-shop-aaaaa-bcdfg", True),
+            _endpoint("10.213.0.3", "virt-launcher-shop-bbbbb-bcdfg", False),
+            _endpoint("10.213.0.4", None, None),  # unset means ready
+        ],
+    )
+    empty = SimpleNamespace(ports=None, endpoints=None)
+    assert sorted(backends_from_slices({"s1": item, "s2": empty})) == [
+        Backend("10.213.0.4", "10.213.0.4", 8080, True),
+        Backend("shop-aaaaa", "10.213.0.2", 8080, True),
+        Backend("shop-bbbbb", "10.213.0.3", 8080, False),
+    ]
+
+
+def test_backends_from_vmis() -> None:
+    def vmi(phase: str, ip: str | None, ready: str) -> dict[str, object]:
+        interfaces = [{"ipAddress": ip}] if ip else []
+        return {
+            "status": {"phase": phase, "interfaces": interfaces, "conditions": [{"type": "Ready", "status": ready}]}
+        }
+
+    vmis = {
+        "a": vmi("Running", "127.77.0.1", "True"),
+        "b": vmi("Running", "127.77.0.2", "False"),
+        "c": vmi("Scheduled", None, "False"),
+    }
+    assert sorted(backends_from_vmis(vmis, 8080)) == [
+        Backend("a", "127.77.0.1", 8080, True),
+        Backend("b", "127.77.0.2", 8080, False),
+    ]
