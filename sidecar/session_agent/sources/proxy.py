@@ -208,6 +208,8 @@ class _ClientConnection(asyncio.Protocol):
             self._relay_request_body(data)
         elif state in (LINGER, CLOSED):
             return
+        elif state == IDLE and not self.buffer and data.find(b"\r\n\r\n") == len(data) - 4:
+            self._next_request(data)  # the common case: exactly one bodyless request head, no copies
         else:
             self.buffer += data
             if state in (IDLE, HEAD):
@@ -256,24 +258,31 @@ class _ClientConnection(asyncio.Protocol):
 
     # ------------------------------------------------------------ requests
 
-    def _next_request(self) -> None:
-        """Parse the next request head from the buffer, if it is complete, and send it upstream."""
+    def _next_request(self, whole_head: bytes | None = None) -> None:
+        """Parse the next request head from the buffer (or `whole_head`, exactly one head), if it is
+        complete, and send it upstream."""
         config = self.config
         buffer = self.buffer
-        end = buffer.find(b"\r\n\r\n")
-        if end < 0:
-            if len(buffer) > config.max_header_bytes:
+        if whole_head is not None:
+            raw = whole_head
+            if len(raw) > config.max_header_bytes:
                 self._fail(431, "the request head is too large", "header_too_large")
-            elif buffer and self.state == IDLE:
-                self.state = HEAD  # the head deadline starts at its first byte and is never extended
-                self.deadline = self.loop.time() + config.header_timeout
-            return
-        end += 4
-        if end > config.max_header_bytes:
-            self._fail(431, "the request head is too large", "header_too_large")
-            return
-        raw = bytes(buffer[:end])
-        del buffer[:end]
+                return
+        else:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buffer) > config.max_header_bytes:
+                    self._fail(431, "the request head is too large", "header_too_large")
+                elif buffer and self.state == IDLE:
+                    self.state = HEAD  # the head deadline starts at its first byte and is never extended
+                    self.deadline = self.loop.time() + config.header_timeout
+                return
+            end += 4
+            if end > config.max_header_bytes:
+                self._fail(431, "the request head is too large", "header_too_large")
+                return
+            raw = bytes(buffer[:end])
+            del buffer[:end]
         try:
             request = http1.parse_request_head(raw, max_headers=config.max_headers)
         except http1.HttpError as error:
@@ -590,45 +599,52 @@ class _UpstreamConnection(asyncio.Protocol):
         elif state == UP_TUNNEL:
             self.client.write(data)
         elif state == UP_HEAD:
-            self.buffer += data
-            self._response_head()
+            self._response_head(data)
         # UP_IDLE: bytes nobody asked for; UP_CLOSED: too late. Either way the connection is done.
         elif state == UP_IDLE:
             self.close()
 
-    def _response_head(self) -> None:
+    def _response_head(self, incoming: bytes) -> None:
+        """Parse the response head once complete, then start relaying; the common case (a whole small
+        response in one read) is written to the client as the very bytes received, without copies."""
         client = self.client
-        buffer = self.buffer
+        if self.buffer:
+            self.buffer += incoming
+            data = bytes(self.buffer)
+            self.buffer.clear()
+        else:
+            data = incoming
+        start = 0
         while True:
-            end = buffer.find(b"\r\n\r\n")
+            end = data.find(b"\r\n\r\n", start)
             if end < 0:
-                if len(buffer) > 4 * self.config.max_header_bytes:
+                if len(data) - start > 4 * self.config.max_header_bytes:
                     client.on_bad_response(
                         http1.HttpError(502, "the application sent a response head that is too large")
                     )
+                else:
+                    self.buffer += data[start:]
                 return
             end += 4
             assert client.request is not None
             try:
                 response = http1.parse_response_head(
-                    bytes(buffer[:end]), request_method=client.request.method, max_headers=4 * self.config.max_headers
+                    data[start:end], request_method=client.request.method, max_headers=4 * self.config.max_headers
                 )
             except http1.HttpError as error:
                 client.on_bad_response(error)
                 return
             if 100 <= response.status < 200 and response.status != 101:
-                del buffer[:end]  # interim answers; the proxy sent its own 100 Continue already
+                start = end  # interim answers; the proxy sent its own 100 Continue already
                 continue
             break
         self.response = response
-        rest = bytes(buffer[end:])
-        buffer.clear()
         client.on_response_head(response)
         if client.state in (CLOSED, LINGER):
             return
         if response.status == 101:
             self.state = UP_TUNNEL
-            client.write(response.raw + rest if rest else response.raw)
+            client.write(data[start:] if start else data)
             client.start_tunnel()
             return
         framing = response.framing
@@ -641,25 +657,24 @@ class _UpstreamConnection(asyncio.Protocol):
         self.state = UP_BODY
         if self.scanner.done:
             client.write(response.raw)
-            self._complete(extra=rest)
+            self._complete(extra=data[end:])
             return
-        self._relay_body(rest, head=response.raw)
+        self._relay_body(data, body_start=end, write_from=start)
 
-    def _relay_body(self, data: bytes, head: bytes = b"") -> None:
-        """Forward response body bytes (after `head`, in the same write) until the body ends."""
+    def _relay_body(self, data: bytes, body_start: int = 0, write_from: int = 0) -> None:
+        """Forward data[write_from:] up to the end of the body (found from body_start) to the client."""
         scanner = self.scanner
         assert scanner is not None
         try:
-            end = scanner.feed(data, 0)
+            end = scanner.feed(data, body_start)
         except http1.HttpError:
             self.client.on_bad_response(http1.HttpError(502, "the application sent a malformed body"))
             return
         if end < 0:
-            self.client.write(head + data if head else data)
+            self.client.write(data[write_from:] if write_from else data)
             self.client.on_response_body()
             return
-        body = data[:end] if end < len(data) else data
-        self.client.write(head + body if head else body)
+        self.client.write(data if write_from == 0 and end == len(data) else data[write_from:end])
         self._complete(extra=data[end:])
 
     def _complete(self, *, extra: bytes) -> None:
