@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import signal
+import sys
 import time
 from pathlib import Path
 from types import FrameType
@@ -39,6 +41,10 @@ def profile_for(minutes: float, target: int) -> LoadProfile:
 
 def run(args: argparse.Namespace) -> int:
     console = Console()
+    if not console.is_terminal:  # a log file: one status line per line, never wrapped, written at once
+        if isinstance(sys.stdout, io.TextIOWrapper):
+            sys.stdout.reconfigure(line_buffering=True)
+        console = Console(soft_wrap=True)
     settings = StackSettings(
         target_per_vm=args.target, max_vms=args.max_vms, network=args.network, lb_port=args.lb_port
     )
@@ -52,10 +58,18 @@ def run(args: argparse.Namespace) -> int:
                 console.print(f"[yellow]note:[/yellow] {note}")
             console.print(
                 f"shoppers go through HAProxy at {stack.lb_url}; operator log, emulator log and HAProxy config "
-                f"in {stack.workdir}"
+                f"in {stack.workdir} (removed at the end unless the run fails)"
             )
-            result = asyncio.run(_watch(console, stack, profile, args.settle_seconds))
+            try:
+                result = asyncio.run(_watch(console, stack, profile, args.settle_seconds))
+            except Exception:
+                stack.keep_workdir = True
+                console.print(f"[red]the demo failed[/red]; logs kept in {stack.workdir}")
+                raise
             console.print(summary(result.history, result.stats, duration=result.duration_s, reloads=result.reloads))
+            if result.stats.sessions_lost:
+                stack.keep_workdir = True
+                console.print(f"[red]sessions were lost[/red]; logs kept in {stack.workdir}")
             if args.keep:
                 _keep(console, stack)
     except KeyboardInterrupt:

@@ -27,6 +27,8 @@ from typing import Any
 
 from kubernetes import client, watch
 
+from webapp_scaler.devcluster.cluster import die_with_parent
+
 log = logging.getLogger("webapp_scaler.demo.loadbalancer")
 
 LAUNCHER_POD = re.compile(r"virt-launcher-(?P<vm>.+)-[a-z0-9]{5}")
@@ -134,6 +136,7 @@ class HAProxy:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent,  # its workers follow the master: nothing outlives a killed demo
             )
         deadline = time.monotonic() + 10
         while not self.settings.admin_socket.exists():

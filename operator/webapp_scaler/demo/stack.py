@@ -133,7 +133,11 @@ class DemoStack:
     def __enter__(self) -> DemoStack:
         try:
             self._start()
-        except BaseException:
+        except Exception:
+            self.keep_workdir = True  # a failed bring-up: the logs say why
+            self.close()
+            raise
+        except BaseException:  # Ctrl-C
             self.close()
             raise
         return self
@@ -154,8 +158,7 @@ class DemoStack:
     def _start(self) -> None:
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="webapp-scaler-demo-"))
-            if not self.keep_workdir:
-                self._exit.callback(shutil.rmtree, self.workdir, True)
+            self._exit.callback(self._remove_workdir, self.workdir)
         workdir, settings = self.workdir, self.settings
         mode = settings.network_mode
         if mode != "netns":
@@ -215,6 +218,11 @@ class DemoStack:
             self._wait_ready_vms(1, timeout=120)
         with self.step("HAProxy in front of the Service, following its endpoints"):
             self._start_load_balancer(workdir / "haproxy", mode)
+
+    def _remove_workdir(self, workdir: Path) -> None:
+        """A temporary workdir goes at teardown, unless something asked to keep its logs (a failed run)."""
+        if not self.keep_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     def _start_operator(self, log: Path) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
