@@ -14,6 +14,7 @@ Metrics (over the scored part of the run, i.e. after the warm-up):
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -76,7 +77,7 @@ class Run:
                 "sma_window_seconds": s.sma_window_seconds,
                 "sma_lower_share": s.sma_lower_share,
                 "drain_timeout_seconds": s.drain_timeout_seconds,
-                "scored_from": self.scored_start,
+                "scored_from": datetime.datetime.fromtimestamp(self.scored_start, tz=datetime.UTC).isoformat(),
                 "scored_minutes": (len(self.stream.arrivals) - self.score_from) * s.step_seconds / 60,
             },
             "policies": {name: r.metrics for name, r in self.results.items()},
