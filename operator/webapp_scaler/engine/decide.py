@@ -2,13 +2,14 @@
 interval and the simulator calls in its place.
 
 The chain:
-1. observe: per-VM session counts → one demand sample (rules in `observe`);
+1. observe: per-VM session counts → one sample of the fleet's sessions (rules in `observe`);
 2. smooth: the moving average of the samples in the window (the user's kind and window);
-3. predict: Holt's damped trend over the raw samples, looked ahead by the measured clone+boot time;
-   the demand is the larger of the average and the forecast, so the fleet grows ahead of a rising load
-   and shrinks only as fast as the average falls;
-4. recommend with HPA's tolerance, then HPA's stabilization windows, rate policies and min/max;
-5. act: return draining VMs to service first, then start warm VMs, then clone; on scale-in delete
+3. predict: Holt's damped trend over the raw samples, looked ahead by the measured lead time (a warm
+   start when the warm pool has a VM, else a clone and boot);
+4. demand: the larger of the average and the forecast, minus the sessions that stay on draining VMs,
+   so the fleet grows ahead of a rising load and shrinks only as fast as the average falls;
+5. recommend with HPA's tolerance, then HPA's stabilization windows, rate policies and min/max;
+6. act: return draining VMs to service first, then start warm VMs, then clone; on scale-in delete
    not-yet-ready VMs first, then drain the Ready VMs with the fewest sessions; delete drained VMs;
    keep the warm pool at its size.
 """
