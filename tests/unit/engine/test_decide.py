@@ -33,7 +33,7 @@ def test_scale_up_clones_and_explains() -> None:
     d = decide.decide(NOW, spec(), vms, EMPTY)
     assert (d.desired, d.create, d.start, d.drain, d.delete) == (6, 3, (), (), ())
     assert d.reason is model.Reason.DESIRED_WITHIN_RANGE
-    expected = "scaled up 3→6: 120 s simple average 411 sessions > 3 VMs × 80 target (+71 %)"  # noqa: RUF001
+    expected = "scaled up 3→6: 120 s simple average 411 sessions > 3 VMs × 80 target (+71 %)"
     assert d.message.startswith(expected)
     assert d.memory.scale_up_events == (model.ScaleEvent(NOW, 3),)
 
