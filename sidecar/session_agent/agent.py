@@ -77,6 +77,11 @@ def _upstream_address(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port or 80
 
 
+def _address(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class Agent:
     def __init__(self, config: AgentConfig, *, clock: Clock = time.monotonic) -> None:
         self.config = config
@@ -147,9 +152,9 @@ class Agent:
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, self.config.metrics_host, self.config.metrics_port)
         await self._site.start()
-        fields: dict[str, object] = {"source": self.source.name, "metrics": f"{self.metrics_address}"}
+        fields: dict[str, object] = {"source": self.source.name, "metrics": _address(self.metrics_address)}
         if isinstance(self.source, ProxySource):
-            fields["listen"] = f"{self.source.address}"
+            fields["listen"] = _address(self.source.address)
             fields["upstream"] = self.config.upstream
         log.info("session agent started", extra={"fields": fields})
 

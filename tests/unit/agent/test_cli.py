@@ -58,7 +58,7 @@ async def _wait_ready(url: str) -> None:
 
 
 async def test_session_agent_command_line(processes: list[asyncio.subprocess.Process], tmp_path: Path) -> None:
-    shop_port, proxy_port, metrics_port = _free_port(), _free_port(), _free_port()
+    shop_port = _free_port()
     token = tmp_path / "token"
     token.write_text("tok\n")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -67,21 +67,26 @@ async def test_session_agent_command_line(processes: list[asyncio.subprocess.Pro
     )
     processes.append(shop)
     arguments = (
-        f"--source proxy --listen 127.0.0.1:{proxy_port} --upstream http://127.0.0.1:{shop_port}"
-        f" --metrics-listen 127.0.0.1:{metrics_port} --cookie JSESSIONID --cookie PHPSESSID"
+        f"--source proxy --listen 127.0.0.1:0 --upstream http://127.0.0.1:{shop_port}"
+        f" --metrics-listen 127.0.0.1:0 --cookie JSESSIONID --cookie PHPSESSID"
         f" --idle-timeout 30 --drain-token-file {token}"
     ).split()
     agent = await asyncio.create_subprocess_exec(
         *_command("session-agent"), *arguments, stderr=asyncio.subprocess.PIPE, env=env
     )
     processes.append(agent)
-    metrics = f"http://127.0.0.1:{metrics_port}"
+    assert agent.stderr is not None
+    async with asyncio.timeout(30):
+        first_line = await agent.stderr.readline()
+    started = json.loads(first_line)  # the bound addresses (port 0 picks free ones) are logged
+    assert started["msg"] == "session agent started"
+    metrics, proxy = f"http://{started['metrics']}", f"http://{started['listen']}"
     await _wait_ready(f"{metrics}/readyz")
 
     session_ids = []
     for i in range(3):
         async with user_client() as user:
-            async with user.post(f"http://127.0.0.1:{proxy_port}/login", json={"user": f"u{i}"}) as r:
+            async with user.post(f"{proxy}/login", json={"user": f"u{i}"}) as r:
                 assert r.status == 200
             session_ids += [cookie.value for cookie in user.cookie_jar]
     async with aiohttp.ClientSession() as client:
@@ -97,7 +102,7 @@ async def test_session_agent_command_line(processes: list[asyncio.subprocess.Pro
     async with asyncio.timeout(15):
         _, stderr = await agent.communicate()
     assert agent.returncode == 0
-    log_lines = stderr.decode().splitlines()
+    log_lines = [first_line.decode(), *stderr.decode().splitlines()]
     events = [json.loads(line) for line in log_lines]  # every line is one JSON object
     messages = [event["msg"] for event in events]
     assert "session agent started" in messages
