@@ -59,6 +59,7 @@ def webappscaling(interval: int) -> dict[str, Any]:
             },
             "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
             "prediction": {"enabled": False},
+            "warmPool": {"size": 0},  # the trigger must clone, not start a stopped VM
         },
     }
 

@@ -143,6 +143,7 @@ def webappscaling(name: str = "shop", **spec: Any) -> dict[str, Any]:
         },
         "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
         "prediction": {"enabled": False},
+        "warmPool": {"size": 0},
         "scaleIn": {"drain": {"timeoutSeconds": 600}},
         "service": {"port": 80, "targetPort": 8080},
         "ingress": {"enabled": True, "host": "shop.example.test", "className": "nginx"},

@@ -202,11 +202,6 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
         ["spec.scaleIn.drain.timeoutSeconds", "greater than or equal to 0"],
     ),
     (
-        "warm-pool-above-max",
-        mutate("spec", {**valid()["spec"], "replicas": {"max": 2}, "warmPool": {"size": 3}}),
-        ["spec.warmPool.size must not exceed spec.replicas.max"],
-    ),
-    (
         "tls-without-host",
         mutate("spec.ingress", {"enabled": True, "tls": {"secretName": "s"}}),
         ["spec.ingress.tls needs spec.ingress.host"],
@@ -221,6 +216,11 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
         "affinity-timeout-without-affinity",
         mutate("spec.service", {"sessionAffinity": "None", "sessionAffinityTimeoutSeconds": 60}),
         ["sessionAffinityTimeoutSeconds needs sessionAffinity ClientIP"],
+    ),
+    (
+        "damping-zero",
+        mutate("spec.prediction", {"damping": 0}),
+        ["spec.prediction.damping", "should be greater than 0"],
     ),
     (
         "mode-unknown",
@@ -251,7 +251,8 @@ def test_valid_object_gets_defaults(kubectl: Kubectl, namespace: str) -> None:
     assert spec["replicas"] == {"min": 1, "max": 10}
     assert spec["sessions"]["targetPerVM"] == 80
     assert spec["sessions"]["movingAverage"] == {"kind": "Simple", "windowSeconds": 120}
-    assert spec["scaleIn"]["drain"] == {"enabled": True, "timeoutSeconds": 1800}
+    assert spec["scaleIn"]["drain"] == {"enabled": True, "timeoutSeconds": 3600}
+    assert spec["warmPool"] == {"size": 2}
     assert spec["mode"] == "Sessions"
     assert spec["paused"] is False
 
