@@ -208,7 +208,7 @@ class _ClientConnection(asyncio.Protocol):
             self._relay_request_body(data)
         elif state in (LINGER, CLOSED):
             return
-        elif state == IDLE and not self.buffer and data.find(b"\r\n\r\n") == len(data) - 4:
+        elif state == IDLE and not self.buffer and len(data) > 4 and data.find(b"\r\n\r\n") == len(data) - 4:
             self._next_request(data)  # the common case: exactly one bodyless request head, no copies
         else:
             self.buffer += data

@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator
 
 import aiohttp
+import pytest
 from session_agent.sources.proxy import ProxySource
 
 from tests.unit.agent.conftest import RunningAgent, StartAgent, raw_exchange
@@ -96,6 +97,22 @@ async def test_head_and_expect_continue(proxy: RunningAgent) -> None:
     assert rest.startswith(b"HTTP/1.1 200")
     assert b"JSESSIONID=" in rest
     assert await proxy.metric("webapp_active_sessions") == 1
+
+
+@pytest.mark.parametrize("piece", [1, 3, 7])
+async def test_request_head_arriving_in_small_pieces(proxy: RunningAgent, piece: int) -> None:
+    request = b"GET /products/1 HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n"
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(proxy.url.rsplit(":", 1)[1]))
+    try:
+        for i in range(0, len(request), piece):
+            writer.write(request[i : i + piece])
+            await writer.drain()
+            await asyncio.sleep(0.001)
+        answer = await reader.read(-1)
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert b"Espresso cup" in answer
 
 
 async def test_client_address_is_forwarded(proxy: RunningAgent) -> None:
