@@ -172,15 +172,9 @@ KUBEVIRT_KINDS = (
         plural="virtualmachineinstancereplicasets",
         short_names=("vmirs", "vmirss"),
         columns=(
-            PrinterColumn(
-                "Desired", "integer", ".spec.replicas", "Number of desired VirtualMachineInstances"
-            ),
-            PrinterColumn(
-                "Current", "integer", ".status.replicas", "Number of managed and not final or deleted"
-            ),
-            PrinterColumn(
-                "Ready", "integer", ".status.readyReplicas", "Number of managed VMIs which are ready"
-            ),
+            PrinterColumn("Desired", "integer", ".spec.replicas", "Number of desired VirtualMachineInstances"),
+            PrinterColumn("Current", "integer", ".status.replicas", "Number of managed and not final or deleted"),
+            PrinterColumn("Ready", "integer", ".status.readyReplicas", "Number of managed VMIs which are ready"),
             AGE,
         ),
         status_subresource=True,

@@ -109,9 +109,7 @@ class Kube:
         """The source object, or None when it does not exist. Raises ApiException(403) when forbidden."""
         try:
             if kind == "PersistentVolumeClaim":
-                pvc = await asyncio.to_thread(
-                    self._core.read_namespaced_persistent_volume_claim, name, namespace
-                )
+                pvc = await asyncio.to_thread(self._core.read_namespaced_persistent_volume_claim, name, namespace)
                 return dict(self.api.sanitize_for_serialization(pvc))
             plural = "datasources" if kind == "DataSource" else "datavolumes"
             obj = await asyncio.to_thread(

@@ -74,9 +74,7 @@ def test_namespace_deletion_completes(kubectl: Kubectl) -> None:
 
 
 def test_default_service_account_appears_in_a_new_namespace(kubectl: Kubectl, namespace: str) -> None:
-    assert wait_until(
-        lambda: kubectl("get", "serviceaccount", "default", "-n", namespace, check=False).returncode == 0
-    )
+    assert wait_until(lambda: kubectl("get", "serviceaccount", "default", "-n", namespace, check=False).returncode == 0)
 
 
 def test_stop_leaves_no_process(tmp_path: Path) -> None:

@@ -133,9 +133,7 @@ def test_operator_style_vm_is_accepted(kubectl: Kubectl, namespace: str) -> None
 
 
 INVALID_VMS = [
-    pytest.param(
-        "spec.runStrategy", 5, 'spec.runStrategy: Invalid value: "integer"', id="runStrategy-number"
-    ),
+    pytest.param("spec.runStrategy", 5, 'spec.runStrategy: Invalid value: "integer"', id="runStrategy-number"),
     pytest.param(
         "spec.template.spec.domain.cpu.cores",
         "many",
@@ -154,18 +152,14 @@ INVALID_VMS = [
         'spec.dataVolumeTemplates: Invalid value: "object"',
         id="templates-not-list",
     ),
-    pytest.param(
-        "spec.template.spec.domain.devices.disks.0.disk.bus", ["virtio"], "disk.bus", id="bus-not-string"
-    ),
+    pytest.param("spec.template.spec.domain.devices.disks.0.disk.bus", ["virtio"], "disk.bus", id="bus-not-string"),
     pytest.param("spec.template.spec.dnsPolicy", "Sometimes", "spec.template.spec.dnsPolicy", id="enum"),
     pytest.param("spec.template", None, "spec.template: Required value", id="template-required"),
 ]
 
 
 @pytest.mark.parametrize(("path", "value", "message"), INVALID_VMS)
-def test_wrongly_typed_vm_is_rejected(
-    kubectl: Kubectl, namespace: str, path: str, value: Any, message: str
-) -> None:
+def test_wrongly_typed_vm_is_rejected(kubectl: Kubectl, namespace: str, path: str, value: Any, message: str) -> None:
     manifest = set_path(vm(), path, value)
     if value is None:
         parent, _, leaf = path.rpartition(".")
@@ -190,9 +184,7 @@ def test_wrongly_typed_datavolume_is_rejected(kubectl: Kubectl, namespace: str) 
         },
     }
     assert apply(kubectl, namespace, dv, "--validate=strict").returncode == 0
-    result = apply(
-        kubectl, namespace, set_path(dv, "spec.source.pvc", {"namespace": "images"}), "--validate=ignore"
-    )
+    result = apply(kubectl, namespace, set_path(dv, "spec.source.pvc", {"namespace": "images"}), "--validate=ignore")
     assert result.returncode != 0
     assert "spec.source.pvc.name: Required value" in result.stderr, result.stderr
     result = apply(
@@ -215,9 +207,7 @@ def test_unknown_field_is_reported_under_strict_validation(kubectl: Kubectl, nam
     assert 'unknown field "spec.template.spec.domain.cpu.coresPerSocket"' in warned.stderr, warned.stderr
 
 
-def test_template_metadata_is_kept_and_vmi_has_no_status_subresource(
-    kubectl: Kubectl, namespace: str
-) -> None:
+def test_template_metadata_is_kept_and_vmi_has_no_status_subresource(kubectl: Kubectl, namespace: str) -> None:
     """Labels on spec.template.metadata reach the VMI (the Service selects them), so they must survive
     pruning; and VMI status is written with the object, as KubeVirt's virt-handler does."""
     kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(vm("kept")))

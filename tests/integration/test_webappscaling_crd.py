@@ -169,16 +169,12 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
     ),
     (
         "policy-type-pods",
-        mutate(
-            "spec.behavior", {"scaleUp": {"policies": [{"type": "Pods", "value": 4, "periodSeconds": 15}]}}
-        ),
+        mutate("spec.behavior", {"scaleUp": {"policies": [{"type": "Pods", "value": 4, "periodSeconds": 15}]}}),
         ["spec.behavior.scaleUp.policies[0].type", "Unsupported value", "VMs", "Percent"],
     ),
     (
         "policy-period-zero",
-        mutate(
-            "spec.behavior", {"scaleDown": {"policies": [{"type": "VMs", "value": 1, "periodSeconds": 0}]}}
-        ),
+        mutate("spec.behavior", {"scaleDown": {"policies": [{"type": "VMs", "value": 1, "periodSeconds": 0}]}}),
         ["spec.behavior.scaleDown.policies[0].periodSeconds", "greater than or equal to 1"],
     ),
     (
@@ -231,9 +227,7 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("obj", "fragments"), [(o, f) for _, o, f in INVALID], ids=[i for i, _, _ in INVALID]
-)
+@pytest.mark.parametrize(("obj", "fragments"), [(o, f) for _, o, f in INVALID], ids=[i for i, _, _ in INVALID])
 def test_invalid_webappscaling_is_rejected_with_a_clear_message(
     kubectl: Kubectl, namespace: str, obj: dict[str, Any], fragments: list[str]
 ) -> None:

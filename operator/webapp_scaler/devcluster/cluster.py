@@ -308,9 +308,7 @@ class DevCluster:
             context.verify_mode = ssl.CERT_NONE
         return context
 
-    def _wait(
-        self, component: Component, url: str, timeout: float, *, expect: bytes, token: bool = False
-    ) -> None:
+    def _wait(self, component: Component, url: str, timeout: float, *, expect: bytes, token: bool = False) -> None:
         headers = {"Authorization": f"Bearer {self.token}"} if token else {}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -375,9 +373,7 @@ def attach(workdir: Path, binaries: Binaries) -> DevCluster:
     state = json.loads((workdir / "state.json").read_text())
     cluster = DevCluster(binaries, workdir=workdir, detach=True)
     cluster.apiserver_port = int(state["server"].rsplit(":", 1)[1])
-    cluster.components = [
-        Component(c["name"], None, int(c["pid"]), Path(c["log"])) for c in state["components"]
-    ]
+    cluster.components = [Component(c["name"], None, int(c["pid"]), Path(c["log"])) for c in state["components"]]
     return cluster
 
 

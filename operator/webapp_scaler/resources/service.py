@@ -27,9 +27,7 @@ def build_service(owner: Mapping[str, Any]) -> dict[str, Any]:
         "sessionAffinity": spec.get("sessionAffinity", "ClientIP"),
     }
     if service["sessionAffinity"] == "ClientIP" and "sessionAffinityTimeoutSeconds" in spec:
-        service["sessionAffinityConfig"] = {
-            "clientIP": {"timeoutSeconds": spec["sessionAffinityTimeoutSeconds"]}
-        }
+        service["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": spec["sessionAffinityTimeoutSeconds"]}}
     return {
         "apiVersion": "v1",
         "kind": "Service",

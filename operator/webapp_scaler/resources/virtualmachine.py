@@ -74,9 +74,7 @@ def build_virtualmachine(owner: Mapping[str, Any], vm_name: str, *, warm: bool =
     }
 
 
-def build_root_datavolume_template(
-    owner: Mapping[str, Any], dv_name: str, labels: Mapping[str, str]
-) -> dict[str, Any]:
+def build_root_datavolume_template(owner: Mapping[str, Any], dv_name: str, labels: Mapping[str, str]) -> dict[str, Any]:
     """A CDI clone of the golden image: `source.pvc` for a DataVolume or PVC (a DataVolume's PVC has its
     name), `sourceRef` for a DataSource. Storage left unset is inferred by CDI from the source."""
     image = owner["spec"]["goldenImage"]

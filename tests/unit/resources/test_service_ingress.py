@@ -94,9 +94,7 @@ def test_ingress_routes_host_path_tls_to_the_service() -> None:
     ],
     ids=["defaults", "named-with-max-age", "disabled"],
 )
-def test_sticky_cookie_annotations(
-    cookie: dict[str, Any], present: dict[str, str], absent: list[str]
-) -> None:
+def test_sticky_cookie_annotations(cookie: dict[str, Any], present: dict[str, str], absent: list[str]) -> None:
     ingress = build_ingress(owner(ingress={"enabled": True, "stickyCookie": cookie}))
     assert ingress is not None
     annotations = ingress["metadata"]["annotations"]

@@ -91,12 +91,8 @@ VARIATIONS: list[tuple[str, dict[str, Any], bool]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("scaling", "warm"), [(o, w) for _, o, w in VARIATIONS], ids=[i for i, _, _ in VARIATIONS]
-)
-def test_vm_validates_against_published_kubevirt_and_cdi_definitions(
-    scaling: dict[str, Any], warm: bool
-) -> None:
+@pytest.mark.parametrize(("scaling", "warm"), [(o, w) for _, o, w in VARIATIONS], ids=[i for i, _, _ in VARIATIONS])
+def test_vm_validates_against_published_kubevirt_and_cdi_definitions(scaling: dict[str, Any], warm: bool) -> None:
     vm = build_virtualmachine(scaling, f"{scaling['metadata']['name']}-abcde", warm=warm)
     assert kubevirt_errors("v1.VirtualMachine", vm) == []
     for template in vm["spec"]["dataVolumeTemplates"]:
@@ -163,9 +159,7 @@ def test_labels_owner_and_run_strategy() -> None:
 
 
 def test_default_readiness_probe_follows_the_agent_and_a_given_one_is_kept() -> None:
-    probe = build_virtualmachine(owner(sessions={"agent": {"port": 9300}}), "shop-a")["spec"]["template"][
-        "spec"
-    ]
+    probe = build_virtualmachine(owner(sessions={"agent": {"port": 9300}}), "shop-a")["spec"]["template"]["spec"]
     assert probe["readinessProbe"]["httpGet"] == {"port": 9300, "path": "/readyz"}
     own = {"tcpSocket": {"port": 8080}}
     spec = build_virtualmachine(owner(vmTemplate={"spec": {"domain": {}, "readinessProbe": own}}), "shop-a")

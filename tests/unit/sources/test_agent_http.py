@@ -152,9 +152,7 @@ async def test_drain_client_speaks_the_agents_contract() -> None:
             with pytest.raises(DrainError, match="HTTP 401"):
                 await set_draining(session, url, draining=True, token="wrong", request_timeout=2)
             with pytest.raises(DrainError, match="ClientConnectorError"):
-                await set_draining(
-                    session, "http://127.0.0.1:9/drain", draining=True, token=None, request_timeout=2
-                )
+                await set_draining(session, "http://127.0.0.1:9/drain", draining=True, token=None, request_timeout=2)
     finally:
         await runner.cleanup()
     assert [m for m, _ in calls] == ["POST", "DELETE", "POST"]
