@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from webapp_scaler.devcluster import DevCluster, find_binaries
 
 REPO = Path(__file__).resolve().parents[2]

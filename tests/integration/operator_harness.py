@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from webapp_scaler.devcluster.cluster import die_with_parent
 
 from tests.integration.conftest import Kubectl
+from webapp_scaler.devcluster.cluster import die_with_parent
 
 DRAIN_TOKEN = "drain-token-for-tests"
 

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-from webapp_scaler.devcluster import DevCluster, find_binaries
-from webapp_scaler.devcluster.cluster import _pid_runs
 
 from tests.integration.conftest import Kubectl
+from webapp_scaler.devcluster import DevCluster, find_binaries
+from webapp_scaler.devcluster.cluster import _pid_runs
 
 pytestmark = pytest.mark.cluster
 

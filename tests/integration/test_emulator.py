@@ -23,10 +23,10 @@ from typing import Any, TypeVar
 import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
-from webapp_scaler.devcluster import DevCluster
 
 from emulator.background import RunningEmulator, run_in_background
 from tests.integration.conftest import Kubectl
+from webapp_scaler.devcluster import DevCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crds_installed")]
 

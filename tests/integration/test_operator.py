@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import yaml
-from webapp_scaler.devcluster import DevCluster
 
 from emulator.background import run_in_background
 from tests.integration.conftest import REPO, Kubectl
@@ -30,6 +29,7 @@ from tests.integration.operator_harness import (
     wait_for,
     webappscaling,
 )
+from webapp_scaler.devcluster import DevCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crds_installed")]
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import yaml
-from webapp_scaler import model
 
 from tests.conftest import REPO
+from webapp_scaler import model
 
 
 def spec_schema() -> dict[str, Any]:

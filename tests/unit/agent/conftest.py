@@ -13,6 +13,7 @@ import pytest
 import uvloop
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
+
 from session_agent.agent import Agent, AgentConfig
 from session_agent.sources.proxy import ProxySource
 from webshop.app import build_app

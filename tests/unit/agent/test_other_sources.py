@@ -13,11 +13,11 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import aiohttp
 import pytest
 from aiohttp import web
+
 from session_agent.asgi import SessionCountingASGIMiddleware
 from session_agent.sources.connections import count_established
 from session_agent.sources.tomcat import TomcatError, parse_list, parse_sessions
 from session_agent.wsgi import SessionCountingMiddleware
-
 from tests.unit.agent.conftest import FakeClock, StartAgent, serve_app
 
 # Answers as Tomcat 9/10's ManagerServlet prints them (LocalStrings: managerServlet.listed,

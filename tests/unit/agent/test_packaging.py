@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from session_agent import agent, cli
 
+from session_agent import agent, cli
 from tests.conftest import REPO
 
 SYSTEMD = REPO / "sidecar" / "systemd"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from session_agent import cookies, http1
 from session_agent.tracker import Observation, SessionTracker
-
 from tests.unit.agent.conftest import FakeClock
 
 NAMES = frozenset({b"JSESSIONID", b"PHPSESSID"})

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from session_agent.sources.proxy import ProxySource
 
+from session_agent.sources.proxy import ProxySource
 from tests.unit.agent.conftest import RunningAgent, StartAgent, raw_exchange
 
 
@@ -202,6 +202,50 @@ async def test_slow_application_does_not_make_the_proxy_buffer_a_large_upload(st
         assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 204")
         assert received == [BIG]
         writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_pipelined_requests_with_bodies_are_answered_in_order(proxy: RunningAgent) -> None:
+    body = b"0123456789" * 1000
+    pipeline = (
+        b"POST /echo HTTP/1.1\r\nHost: shop\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        + b"GET /products/2 HTTP/1.1\r\nHost: shop\r\n\r\n"
+        + b"POST /echo HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        + b"GET /products/3 HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n"
+    )
+    answer = await raw_exchange(int(proxy.url.rsplit(":", 1)[1]), pipeline)
+    assert answer.count(b"HTTP/1.1 200 OK") == 4
+    first_echo, moka, second_echo, beans = (answer.index(x) for x in (body[:50], b"Moka pot", b"abc", b"Coffee beans"))
+    assert first_echo < moka < second_echo < beans
+
+
+async def test_application_closing_an_idle_keep_alive_connection_is_retried(start_agent: StartAgent) -> None:
+    """The application answers one request per connection but claims keep-alive (as a server whose idle
+    timeout just expired does): the proxy's next request on that connection must not fail."""
+    connections = 0
+
+    async def one_per_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(one_per_connection, "127.0.0.1", 0)
+    try:
+        agent = await start_agent(upstream=f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(agent.url.rsplit(":", 1)[1]))
+        for _ in range(3):
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            head, body = await _read_response(reader)
+            assert head.startswith(b"HTTP/1.1 200")
+            assert body == b"ok"
+            await asyncio.sleep(0.05)  # the application's close reaches the proxy, or not: both must work
+        writer.close()
+        assert connections == 3
     finally:
         server.close()
         await server.wait_closed()

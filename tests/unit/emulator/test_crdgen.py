@@ -45,9 +45,7 @@ def spec_schema(kind: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("kind", "group", "version", "plural", "short_names", "subresources"),
     [
-        pytest.param(
-            "VirtualMachine", "kubevirt.io", "v1", "virtualmachines", ["vm", "vms"], {"status"}, id="vm"
-        ),
+        pytest.param("VirtualMachine", "kubevirt.io", "v1", "virtualmachines", ["vm", "vms"], {"status"}, id="vm"),
         pytest.param(
             "VirtualMachineInstance",
             "kubevirt.io",
@@ -75,12 +73,8 @@ def spec_schema(kind: str) -> dict[str, Any]:
             {"status", "scale"},
             id="vmpool",
         ),
-        pytest.param(
-            "DataVolume", "cdi.kubevirt.io", "v1beta1", "datavolumes", ["dv", "dvs"], {"status"}, id="dv"
-        ),
-        pytest.param(
-            "DataSource", "cdi.kubevirt.io", "v1beta1", "datasources", ["das"], {"status"}, id="das"
-        ),
+        pytest.param("DataVolume", "cdi.kubevirt.io", "v1beta1", "datavolumes", ["dv", "dvs"], {"status"}, id="dv"),
+        pytest.param("DataSource", "cdi.kubevirt.io", "v1beta1", "datasources", ["das"], {"status"}, id="das"),
     ],
 )
 def test_crd_has_the_real_names_and_subresources(
@@ -133,11 +127,7 @@ def test_schema_is_structural(kind: str) -> None:
         assert "$ref" not in node, path
         assert "default" not in node, path
         typed = "type" in node
-        assert (
-            typed
-            or node.get("x-kubernetes-int-or-string")
-            or node.get("x-kubernetes-preserve-unknown-fields")
-        ), path
+        assert typed or node.get("x-kubernetes-int-or-string") or node.get("x-kubernetes-preserve-unknown-fields"), path
         assert not ("properties" in node and "additionalProperties" in node), path
         assert not any(key.startswith("x-kubernetes-patch") for key in node), path
         if "anyOf" in node:

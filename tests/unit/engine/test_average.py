@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from webapp_scaler import model
 from webapp_scaler.engine import average
 

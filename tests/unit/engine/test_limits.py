@@ -4,6 +4,7 @@ reason HPA reports for the limit that bound."""
 from __future__ import annotations
 
 import pytest
+
 from webapp_scaler import model
 from webapp_scaler.engine import limits, normalize
 

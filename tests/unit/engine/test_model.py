@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import pytest
+
 from webapp_scaler import model
 
 

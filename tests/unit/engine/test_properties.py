@@ -7,6 +7,7 @@ import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from webapp_scaler import model
 from webapp_scaler.engine import decide
 

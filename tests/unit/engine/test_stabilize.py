@@ -4,6 +4,7 @@ lowest; a record exactly at the cutoff is outside (HPA's `After(cutoff)`)."""
 from __future__ import annotations
 
 import pytest
+
 from webapp_scaler import model
 from webapp_scaler.engine import stabilize
 

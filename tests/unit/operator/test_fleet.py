@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from webapp_scaler import model
 from webapp_scaler.fleet import Fleet, agent_url, dv_record, format_time, parse_time, vm_record, vmi_record
 from webapp_scaler.model import VMPhase

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from webapp_scaler.constants import Reason
 from webapp_scaler.golden_image import evaluate
 

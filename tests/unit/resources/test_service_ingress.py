@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from webapp_scaler.resources import build_ingress, build_service
 
 from tests.unit.resources.test_virtualmachine import owner
+from webapp_scaler.resources import build_ingress, build_service
 
 
 def test_service_selects_the_vms_and_keeps_clients_on_their_vm() -> None:

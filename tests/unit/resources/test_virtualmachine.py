@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import yaml
-from webapp_scaler.resources import build_virtualmachine
 
 from tests.conftest import REPO
 from tests.unit.resources.published_schema import cdi_errors, kubevirt_errors
+from webapp_scaler.resources import build_virtualmachine
 
 
 def owner(spec_overrides: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:

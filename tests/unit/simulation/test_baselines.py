@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from webapp_scaler.simulation.policies import hpa, keda
 
 

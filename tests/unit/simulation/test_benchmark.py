@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from tests.conftest import REPO
 from webapp_scaler import cli
 from webapp_scaler.simulation import cli as sim_cli
 from webapp_scaler.simulation import policies, run
 from webapp_scaler.simulation import settings as sim_settings
 from webapp_scaler.simulation import trace as traces
-
-from tests.conftest import REPO
 
 TRACES = sorted((REPO / "benchmarks" / "traces").glob("*.csv"))
 

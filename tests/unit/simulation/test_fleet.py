@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from webapp_scaler.simulation import fleet as sim_fleet
 
 PARAMS = sim_fleet.FleetParams(capacity=100, boot_seconds=90, clone_share=0.5, jitter=0.0)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+
 from webapp_scaler.simulation import sessions
 from webapp_scaler.simulation import trace as traces
 

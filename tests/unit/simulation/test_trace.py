@@ -6,9 +6,9 @@ import datetime
 
 import numpy as np
 import pytest
-from webapp_scaler.simulation import trace as traces
 
 from tests.conftest import REPO
+from webapp_scaler.simulation import trace as traces
 
 
 def parse(text: str) -> traces.Trace:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 from aiohttp import web
+
 from webapp_scaler.sources.agent_http import AgentHTTPSource
 from webapp_scaler.sources.base import Target
 from webapp_scaler.sources.drain_client import DrainError, set_draining
