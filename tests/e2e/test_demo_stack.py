@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from webapp_scaler.demo.load import LoadProfile
 from webapp_scaler.demo.session import DemoResult, drive
 from webapp_scaler.demo.stack import DemoStack, StackSettings, quiet_step
@@ -36,6 +37,7 @@ QUICK = StackSettings(
     scale_down_period_s=5,
     clone_s=1.0,
     boot_s=1.0,
+    warm_pool=1,
     network="netns",
 )
 PROFILE = LoadProfile(

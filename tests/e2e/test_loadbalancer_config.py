@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
 from webapp_scaler.demo.loadbalancer import (
     Backend,
     LoadBalancerSettings,

@@ -97,6 +97,7 @@ class History:
     """Folded snapshots: the figures of the summary and the facts the end-to-end test asserts."""
 
     peak_vms: int = 0
+    """VMs serving or on their way to (the stopped VMs of the warm pool do not count)."""
     peak_ready: int = 0
     draining_since: dict[str, float] = field(default_factory=dict)
     deleted: dict[str, float] = field(default_factory=dict)
@@ -112,7 +113,7 @@ class History:
 
     def record(self, snapshot: Snapshot) -> None:
         names = {vm.name for vm in snapshot.vms}
-        self.peak_vms = max(self.peak_vms, len(names))
+        self.peak_vms = max(self.peak_vms, sum(1 for vm in snapshot.vms if vm.phase != "Warm"))
         self.peak_ready = max(self.peak_ready, sum(1 for vm in snapshot.vms if vm.phase == "Ready"), snapshot.ready)
         for vm in snapshot.vms:
             if vm.draining:

@@ -69,7 +69,8 @@ async def drive(
             await asyncio.sleep(poll_s)
 
     def settled() -> bool:
-        return not latest.draining and latest.desired == len(latest.vms) and bool(latest.vms)
+        serving = [vm for vm in latest.vms if vm.phase != "Warm"]  # the warm pool is not part of the fleet size
+        return not latest.draining and latest.desired == len(serving) and bool(serving)
 
     watcher = asyncio.create_task(watch())
     try:

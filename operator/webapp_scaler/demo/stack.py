@@ -56,6 +56,8 @@ class StackSettings:
     """The shop's session timeout and the agent's idle timeout: a user who leaves without logging out."""
     scale_down_stabilization_s: int = 20
     scale_down_period_s: int = 15
+    warm_pool: int = 1
+    """Stopped pre-cloned VMs: a scale-up starts one (seconds) before it clones a new one."""
     clone_s: float = 3.0
     boot_s: float = 2.0
     network: str = "auto"
@@ -101,6 +103,7 @@ def webappscaling(settings: StackSettings) -> dict[str, Any]:
                 }
             },
             "scaleIn": {"drain": {"enabled": True, "timeoutSeconds": settings.drain_timeout_s}},
+            "warmPool": {"size": settings.warm_pool},
             "service": {"port": 80, "targetPort": AGENT_PORT},
         },
     }

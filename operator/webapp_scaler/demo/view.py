@@ -17,7 +17,14 @@ from rich.text import Text
 from webapp_scaler.demo.load import LoadStats
 from webapp_scaler.demo.monitor import History, Snapshot
 
-PHASE_STYLE = {"Ready": "green", "Draining": "yellow", "Cloning": "cyan", "Booting": "cyan", "Starting": "cyan"}
+PHASE_STYLE = {
+    "Ready": "green",
+    "Draining": "yellow",
+    "Warm": "blue",
+    "Cloning": "cyan",
+    "Booting": "cyan",
+    "Starting": "cyan",
+}
 
 
 @dataclass(frozen=True)
