@@ -120,7 +120,11 @@ class LoadGenerator:
     async def run(self, *, hold_base_until: Callable[[], bool] | None = None, max_extra_s: float = 0.0) -> None:
         """Follow the profile; then, while `hold_base_until()` is false and for at most `max_extra_s`, keep
         the base number of users (so a scale-in under way can finish); then wait for every user to leave."""
-        self._connector = aiohttp.TCPConnector(limit=0)
+        # A connection per request: HAProxy's graceful reload closes idle keep-alive connections, and a
+        # request sent on one at that instant is reset. A browser retries it on a new connection without
+        # telling anyone; aiohttp does not, so a kept-alive client would count the balancer's reload as a
+        # lost session. The listening socket itself is handed over, so new connections never fail.
+        self._connector = aiohttp.TCPConnector(limit=0, force_close=True)
         self.started_at = self.clock()
         try:
             while (elapsed := self.elapsed()) < self.profile.duration_s:
