@@ -36,8 +36,10 @@ lint: setup
 	@$(VENV)/bin/mypy
 	@$(VENV)/bin/lint-imports --no-logo --no-cache
 
-bench: setup  ## every benchmark, full length; results and plots in docs/
+bench: setup system-packages control-plane  ## every benchmark, full length; results and plots in docs/
 	@$(PY) -m webapp_scaler.cli simulate --all-traces --out docs/bench
+	@$(PY) benchmarks/reaction.py --trials 40 --json docs/bench/reaction.json
+	@$(PY) -m session_agent.bench --duration 10 --rounds 3
 
 demo: setup system-packages control-plane  ## the local demo stack
 	@$(PY) -m webapp_scaler.cli demo

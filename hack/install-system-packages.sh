@@ -6,6 +6,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v haproxy >/dev/null || need+=(haproxy)
 command -v go >/dev/null || need+=(golang-go)
 command -v wrk >/dev/null || need+=(wrk)
+command -v openssl >/dev/null || need+=(openssl)
 ((${#need[@]} == 0)) && exit 0
 echo "[system-packages] installing ${need[*]}" >&2
 if [[ $(id -u) -ne 0 ]]; then sudo=sudo; else sudo=; fi
