@@ -77,7 +77,7 @@ class Reconciler:
             spec, spec_error = None, str(error)
 
         golden = await self._golden_image(rt, body, now)
-        await self._network(rt, body, now, event)
+        await self._network(rt, body, now)
 
         readings: list[Reading] = []
         decision: model.Decision | None = None
@@ -96,6 +96,7 @@ class Reconciler:
         conditions = status.conditions(
             golden=golden, readings=readings, states=states, decision=decision, spec=spec, spec_error=spec_error
         )
+        previous = self.last_status if self.last_status is not None else (body.get("status") or {})
         new_status = status.build_status(
             name=self.name,
             generation=int(body.get("metadata", {}).get("generation", 0)),
@@ -104,10 +105,9 @@ class Reconciler:
             readings=readings,
             decision=decision,
             condition_list=conditions,
-            previous=self.last_status if self.last_status is not None else (body.get("status") or {}),
+            previous=previous,
             now=now,
         )
-        previous = self.last_status if self.last_status is not None else (body.get("status") or {})
         if decision is not None and decision.desired != previous.get("desiredReplicas"):
             new_status["lastScaleTime"] = fleet_mod.format_time(now).split(".")[0] + "Z"
             new_status["lastScaleReason"] = decision.message
@@ -144,7 +144,7 @@ class Reconciler:
         self.golden_checked_at = now
         return self.golden
 
-    async def _network(self, rt: Runtime, body: Mapping[str, Any], now: float, event: EventSink) -> None:
+    async def _network(self, rt: Runtime, body: Mapping[str, Any], now: float) -> None:
         generation = int(body.get("metadata", {}).get("generation", 0))
         applied = self.network_applied
         if applied and applied[0] == generation and now - applied[1] < NETWORK_REAPPLY_SECONDS:
