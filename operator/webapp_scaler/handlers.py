@@ -72,7 +72,8 @@ async def webappscaling_loop(
 
     def event(type_: str, reason: str, message: str) -> None:
         kopf.event(body, type=type_, reason=reason, message=message)
-        logger.info(message, extra={"reason": reason}) if type_ == "Normal" else logger.warning(message)
+        level = logging.INFO if type_ == "Normal" else logging.WARNING
+        logger.log(level, message, extra={"reason": reason})
 
     try:
         while not stopped:
