@@ -317,10 +317,11 @@ def test_unreachable_agents_mean_metrics_unavailable_and_no_scale_in(env: Any) -
             '{"spec":{"replicas":{"min":1}}}',
         )
         condition = wait_for(
-            lambda: (c := env.cluster.condition("MetricsAvailable")).get("reason") == "FailedGetSessionsMetric" and c,
-            what="MetricsAvailable False",
+            lambda: "(3 of 3 failed)" in (c := env.cluster.condition("MetricsAvailable")).get("message", "") and c,
+            what="MetricsAvailable False for all 3 agents",
         )
         assert condition["status"] == "False"
+        assert condition["reason"] == "FailedGetSessionsMetric"
         assert "no agent answered (3 of 3 failed)" in condition["message"]
         time.sleep(4)  # several rounds with min lowered to 1 and no data: nothing may go
         assert len(env.cluster.vm_names()) == 3
