@@ -1,36 +1,18 @@
-"""Structured logs: one JSON object per line on stderr, so a test or the demo can grep transitions."""
+"""Structured logs: one JSON object per line on stderr, so a test or the demo can grep transitions.
+
+The format is the session agent's (one formatter for the whole project); only the noise filters differ.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
-import time
 from typing import Any
 
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            entry.update(fields)
-        if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+from session_agent.logs import configure as configure_json
 
 
 def configure(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    configure_json(level)
     # the client logs every retried watch at WARNING; our own messages say what matters
     logging.getLogger("urllib3").setLevel(logging.ERROR)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
