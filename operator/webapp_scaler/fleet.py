@@ -37,9 +37,10 @@ def parse_time(value: Any) -> float | None:
         return None
 
 
-def format_time(epoch: float) -> str:
-    """Epoch seconds to RFC 3339 in UTC, with microseconds (a drain start must survive a round trip)."""
-    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def format_time(epoch: float, *, precise: bool = True) -> str:
+    """Epoch seconds to RFC 3339 in UTC; `precise` keeps microseconds (a drain start must survive a round
+    trip), without it whole seconds as Kubernetes writes its own timestamps."""
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ" if precise else "%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,7 +109,7 @@ class Reconciler:
             now=now,
         )
         if decision is not None and decision.desired != previous.get("desiredReplicas"):
-            new_status["lastScaleTime"] = fleet_mod.format_time(now).split(".")[0] + "Z"
+            new_status["lastScaleTime"] = fleet_mod.format_time(now, precise=False)
             new_status["lastScaleReason"] = decision.message
         else:
             for key in ("lastScaleTime", "lastScaleReason"):
@@ -214,31 +214,30 @@ class Reconciler:
             self.expectations.started[name] = now
             count("start", 1)
             event("Normal", str(Reason.SCALED_UP), f"{decision.message}; started warm VM {name}")
-        token = await self._drain_token(rt, body)
         ips = {vm.name: fleet.vmis[vm.name].ip for vm in fleet.vms if vm.name in fleet.vmis}
+        # (re)confirm the drain with every draining VM's agent: idempotent, and it resumes a drain an
+        # earlier operator process recorded but could not tell the agent about
+        draining_now = {n for n, p in fleet.phases().items() if p == model.VMPhase.DRAINING} | set(decision.drain)
+        to_confirm = sorted(draining_now - self.drain_confirmed - set(decision.delete))
+        # the token Secret is read only in a round that talks to an agent, not in every round
+        token = await self._drain_token(rt, body) if decision.return_to_service or to_confirm else None
         for name in decision.return_to_service:
             await self._set_draining(rt, spec, ips.get(name), name, draining=False, token=token, event=event)
-            await rt.kube.patch_vm(
-                self.namespace, name, {"metadata": {"annotations": {ANNOTATION_DRAINING_SINCE: None}}}
-            )
+            await rt.kube.patch_vm(self.namespace, name, _annotate(ANNOTATION_DRAINING_SINCE, None))
             self.expectations.returned[name] = now
             self.drain_confirmed.discard(name)
             count("return", 1)
             event("Normal", str(Reason.SCALED_UP), f"{decision.message}; returned draining VM {name} to service")
         for name in decision.drain:
             # the annotation first: it is the restart-safe record that this VM is leaving
-            since = fleet_mod.format_time(now)
             await rt.kube.patch_vm(
-                self.namespace, name, {"metadata": {"annotations": {ANNOTATION_DRAINING_SINCE: since}}}
+                self.namespace, name, _annotate(ANNOTATION_DRAINING_SINCE, fleet_mod.format_time(now))
             )
             self.expectations.draining[name] = now
             count("drain", 1)
             sessions = next((s.sessions for s in states if s.name == name), None)
             event("Normal", str(Reason.DRAINING), f"{decision.message}; draining VM {name}{_held(sessions)}")
-        # (re)confirm the drain with every draining VM's agent: idempotent, and it resumes a drain an
-        # earlier operator process recorded but could not tell the agent about
-        draining_now = {n for n, p in fleet.phases().items() if p == model.VMPhase.DRAINING} | set(decision.drain)
-        for name in sorted(draining_now - self.drain_confirmed - set(decision.delete)):
+        for name in to_confirm:
             if await self._set_draining(rt, spec, ips.get(name), name, draining=True, token=token, event=event):
                 self.drain_confirmed.add(name)
         for name in decision.delete:

@@ -10,11 +10,10 @@ from typing import Any
 
 from webapp_scaler import model, naming
 from webapp_scaler.constants import ConditionType, Reason
+from webapp_scaler.engine.decide import ACTIVE
 from webapp_scaler.fleet import Fleet, format_time
 from webapp_scaler.golden_image import GoldenImageVerdict
 from webapp_scaler.sources.base import Reading
-
-ACTIVE = (model.VMPhase.CLONING, model.VMPhase.BOOTING, model.VMPhase.STARTING, model.VMPhase.READY)
 
 
 @dataclass(frozen=True, slots=True)
