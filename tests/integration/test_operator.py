@@ -39,10 +39,15 @@ def operator_kubeconfig(cluster: DevCluster, kubectl: Kubectl, tmp_path_factory:
     """A kubeconfig with the token of the operator's own service account: only its RBAC applies."""
     operator_dir = REPO / "manifests" / "operator"
     kubectl("apply", "-f", str(operator_dir / "namespace.yaml"), "-f", str(operator_dir / "rbac.yaml"))
-    token = kubectl("create", "token", "webapp-scaler", "-n", "webapp-scaler", "--duration=2h").stdout.strip()
-    path = tmp_path_factory.mktemp("operator") / "kubeconfig"
+    return service_account_kubeconfig(kubectl, "webapp-scaler", tmp_path_factory.mktemp("operator"))
+
+
+def service_account_kubeconfig(kubectl: Kubectl, account: str, directory: Path) -> Path:
+    """The test cluster's kubeconfig, authenticated as `webapp-scaler/<account>` instead of the admin."""
+    token = kubectl("create", "token", account, "-n", "webapp-scaler", "--duration=2h").stdout.strip()
     config = json.loads(kubectl("config", "view", "--raw", "-o", "json").stdout)
     config["users"] = [{"name": "admin", "user": {"token": token}}]
+    path = directory / "kubeconfig"
     path.write_text(json.dumps(config))
     return path
 
@@ -344,12 +349,7 @@ def no_clone_kubeconfig(cluster: DevCluster, kubectl: Kubectl, tmp_path_factory:
             doc["subjects"][0]["name"] = "webapp-scaler-noclone"
     kubectl("apply", "-f", str(REPO / "manifests" / "operator" / "namespace.yaml"))
     kubectl("apply", "-f", "-", input=yaml.safe_dump_all(documents))
-    token = kubectl("create", "token", "webapp-scaler-noclone", "-n", "webapp-scaler", "--duration=2h").stdout.strip()
-    path = tmp_path_factory.mktemp("noclone") / "kubeconfig"
-    config = json.loads(kubectl("config", "view", "--raw", "-o", "json").stdout)
-    config["users"] = [{"name": "admin", "user": {"token": token}}]
-    path.write_text(json.dumps(config))
-    return path
+    return service_account_kubeconfig(kubectl, "webapp-scaler-noclone", tmp_path_factory.mktemp("noclone"))
 
 
 @pytest.mark.parametrize("allowed", [True, False], ids=["clone-allowed", "clone-not-authorized"])
