@@ -24,7 +24,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,9 +166,6 @@ class DevCluster:
         if check and result.returncode != 0:
             raise KubectlError(result.returncode, cmd, result.stdout, result.stderr)
         return result
-
-    def env(self) -> dict[str, str]:
-        return {"KUBECONFIG": str(self.kubeconfig)}
 
     # ---- the components --------------------------------------------------------------------------
     def _write_credentials(self) -> None:
@@ -375,13 +372,3 @@ def attach(workdir: Path, binaries: Binaries) -> DevCluster:
     cluster.apiserver_port = int(state["server"].rsplit(":", 1)[1])
     cluster.components = [Component(c["name"], None, int(c["pid"]), Path(c["log"])) for c in state["components"]]
     return cluster
-
-
-def running_control_plane_pids() -> Iterator[tuple[int, str]]:
-    """Every etcd / kube-apiserver / kube-controller-manager process on this machine (leak checks)."""
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        for name in ("etcd", "kube-apiserver", "kube-controller-manager"):
-            if _pid_runs(int(proc.name), name):
-                yield int(proc.name), name
