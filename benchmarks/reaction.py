@@ -31,12 +31,12 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "operator"), str(REPO / "sidecar")]
+import emulator
+from emulator.background import run_in_background
+from webapp_scaler_dev.devcluster import DevCluster, find_binaries
+from webapp_scaler_dev.processes import die_with_parent, stop
 
-from emulator.background import run_in_background  # noqa: E402
-from webapp_scaler.devcluster import DevCluster, find_binaries  # noqa: E402
-from webapp_scaler.devcluster.cluster import die_with_parent  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 NAMESPACE = "reaction"
 TARGET = 10
@@ -89,7 +89,7 @@ def main() -> int:
         cluster = DevCluster(find_binaries(build=True), workdir=work / "cluster")
         cluster.start()
     try:
-        cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"), "-f", str(REPO / "emulator" / "crds"))
+        cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"), "-f", str(emulator.CRDS_DIR))
         cluster.kubectl("wait", "--for=condition=Established", "crd", "--all")
         cluster.kubectl("create", "namespace", NAMESPACE)
         golden = {
@@ -117,12 +117,11 @@ def main() -> int:
             argv = [sys.executable, "-m", "webapp_scaler.cli", "operator", "--standalone", "-n", NAMESPACE]
             argv += ["--metrics-port", "0", "--liveness", "off", "--log-format", "plain"]
             with (work / "operator.log").open("ab") as log:
-                operator = subprocess.Popen(argv, env=env, stdout=log, stderr=log, preexec_fn=die_with_parent)
+                operator = subprocess.Popen(argv, env=env, stdout=log, stderr=log, preexec_fn=die_with_parent())
             try:
                 latencies = run_trials(api, args.trials, console)
             finally:
-                operator.terminate()
-                operator.wait(20)
+                stop(operator, 20)
     finally:
         cluster.stop()
 

@@ -8,8 +8,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=../operator/webapp_scaler/devcluster/versions.env
-source "$here/../operator/webapp_scaler/devcluster/versions.env"
+# shellcheck source=../devtools/webapp_scaler_dev/devcluster/versions.env
+source "$here/../devtools/webapp_scaler_dev/devcluster/versions.env"
 
 cache=${WEBAPP_SCALER_CACHE:-$HOME/.cache/webapp-scaler}
 bin="$cache/bin/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION"

@@ -1,47 +1,30 @@
-"""The `webapp-scaler` command: one subcommand per job, each living in the module that owns the job.
+"""The `webapp-scaler` command of the operator image: `webapp-scaler operator [flags]`.
 
-Subcommand modules are imported lazily so that `webapp-scaler simulate` does not pay for kopf and
-`webapp-scaler operator` does not pay for matplotlib.
+The dev tools (local control plane, simulator, demo) are a separate distribution with their own command,
+`webapp-scaler-dev`, so the operator image carries none of them.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
-# name -> (module, help). Each module exposes `configure(parser)` and `run(args) -> int`.
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "operator": ("webapp_scaler.runner", "run the operator (kopf) against the current kubeconfig"),
-    "dev-cluster": (
-        "webapp_scaler.devcluster.cli",
-        "start/stop a local etcd + kube-apiserver + controller-manager",
-    ),
-    "simulate": (
-        "webapp_scaler.simulation.cli",
-        "replay a traffic trace through the scaler and the baselines",
-    ),
-    "demo": ("webapp_scaler.demo.cli", "run the local demo stack"),
-}
 
+def build_parser() -> argparse.ArgumentParser:
+    from webapp_scaler import runner
 
-def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="webapp-scaler", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    wanted = next((a for a in argv if not a.startswith("-")), None)
-    for name, (module, help_text) in SUBCOMMANDS.items():
-        sp = sub.add_parser(name, help=help_text, description=help_text)
-        if name == wanted:  # only the chosen subcommand's module is imported
-            importlib.import_module(module).configure(sp)
+    runner.configure(sub.add_parser("operator", help="run the operator (kopf) against the current kubeconfig"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(argv).parse_args(argv)
-    module = importlib.import_module(SUBCOMMANDS[args.command][0])
-    return int(module.run(args) or 0)
+    from webapp_scaler import runner
+
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    return int(runner.run(args) or 0)
 
 
 if __name__ == "__main__":

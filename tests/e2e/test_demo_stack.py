@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from webapp_scaler.demo.load import LoadProfile
-from webapp_scaler.demo.session import DemoResult, drive
-from webapp_scaler.demo.stack import DemoStack, StackSettings, quiet_step
+from webapp_scaler_dev.demo.load import LoadProfile
+from webapp_scaler_dev.demo.session import DemoResult, drive
+from webapp_scaler_dev.demo.stack import DemoStack, StackSettings, quiet_step
 
 pytestmark = [
     pytest.mark.e2e,

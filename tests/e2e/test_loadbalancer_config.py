@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from webapp_scaler.demo.loadbalancer import (
+from webapp_scaler_dev.demo.loadbalancer import (
     Backend,
     LoadBalancerSettings,
     backends_from_slices,

@@ -1,7 +1,7 @@
 """The real local control plane for the integration tests: one per test session.
 
 etcd, kube-apiserver and kube-controller-manager run as real processes on loopback
-(`webapp_scaler.devcluster`); nothing here is mocked. The session fixture stops them even when tests
+(`webapp_scaler_dev.devcluster`); nothing here is mocked. The session fixture stops them even when tests
 fail, and the processes die with the test run if it is killed.
 """
 
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from webapp_scaler.devcluster import DevCluster, find_binaries
+import emulator
+from webapp_scaler_dev.devcluster import DevCluster, find_binaries
 
 REPO = Path(__file__).resolve().parents[2]
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
@@ -37,7 +38,7 @@ def kubectl(cluster: DevCluster) -> Kubectl:
 @pytest.fixture(scope="session")
 def crds_installed(kubectl: Kubectl) -> None:
     """Our CRD and the KubeVirt/CDI stand-ins, applied and Established."""
-    paths = [REPO / "crds", REPO / "emulator" / "crds"]
+    paths = [REPO / "crds", emulator.CRDS_DIR]
     for path in paths:
         if path.exists():
             kubectl("apply", "--server-side", "-f", str(path))

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from tests.integration.conftest import Kubectl
-from webapp_scaler.devcluster.cluster import die_with_parent
+from webapp_scaler_dev.processes import die_with_parent, stop
 
 DRAIN_TOKEN = "drain-token-for-tests"
 
@@ -180,12 +180,7 @@ class OperatorProcess:
         self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop(self.process, 20)
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -213,7 +208,7 @@ def operator(kubeconfig: Path, namespace: str, log: Path) -> Iterator[OperatorPr
     ]
     with log.open("ab") as out:
         process = subprocess.Popen(
-            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent()
         )
     handle = OperatorProcess(process, log)
     try:

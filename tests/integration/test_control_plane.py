@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import Kubectl
-from webapp_scaler.devcluster import DevCluster, find_binaries
-from webapp_scaler.devcluster.cluster import _pid_runs
+from webapp_scaler_dev.devcluster import DevCluster, find_binaries
+from webapp_scaler_dev.devcluster.cluster import _pid_runs
 
 pytestmark = pytest.mark.cluster
 
@@ -91,7 +91,7 @@ def test_killed_parent_takes_the_control_plane_with_it(tmp_path: Path) -> None:
         f"""
         import json, sys, time
         from pathlib import Path
-        from webapp_scaler.devcluster import DevCluster, find_binaries
+        from webapp_scaler_dev.devcluster import DevCluster, find_binaries
         cluster = DevCluster(find_binaries(), workdir=Path({str(tmp_path / "c")!r}))
         cluster.start()
         print(json.dumps([c.pid for c in cluster.components]), flush=True)

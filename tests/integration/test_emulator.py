@@ -26,7 +26,7 @@ from kubernetes.client.exceptions import ApiException
 
 from emulator.background import RunningEmulator, run_in_background
 from tests.integration.conftest import Kubectl
-from webapp_scaler.devcluster import DevCluster
+from webapp_scaler_dev.devcluster import DevCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crds_installed")]
 

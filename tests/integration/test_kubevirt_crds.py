@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 import yaml
 
-from emulator import crdgen
-from tests.integration.conftest import REPO, Kubectl
+from tests.integration.conftest import Kubectl
+from webapp_scaler_dev.generate import standin_crds
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crds_installed")]
 
-EXAMPLES_DIR = REPO / "emulator" / "kubevirt-api" / "examples"
+EXAMPLES_DIR = standin_crds.API_DIR / "examples"
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.yaml"))
-GENERATED_KINDS = {(k.group, k.kind) for bundle in crdgen.BUNDLES for k in bundle.kinds}
-CRD_NAMES = sorted(f"{k.plural}.{k.group}" for bundle in crdgen.BUNDLES for k in bundle.kinds)
+GENERATED_KINDS = {(k.group, k.kind) for bundle in standin_crds.BUNDLES for k in bundle.kinds}
+CRD_NAMES = sorted(f"{k.plural}.{k.group}" for bundle in standin_crds.BUNDLES for k in bundle.kinds)
 
 
 def vm(name: str = "web-1") -> dict[str, Any]:

@@ -29,7 +29,7 @@ from tests.integration.operator_harness import (
     wait_for,
     webappscaling,
 )
-from webapp_scaler.devcluster import DevCluster
+from webapp_scaler_dev.devcluster import DevCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crds_installed")]
 

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -16,14 +15,9 @@ import aiohttp
 import pytest
 
 from tests.unit.agent.conftest import user_client
+from webapp_scaler_dev.processes import free_port
 
 VENV_BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _command(name: str) -> list[str]:
@@ -58,7 +52,7 @@ async def _wait_ready(url: str) -> None:
 
 
 async def test_session_agent_command_line(processes: list[asyncio.subprocess.Process], tmp_path: Path) -> None:
-    shop_port = _free_port()
+    shop_port = free_port()
     token = tmp_path / "token"
     token.write_text("tok\n")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -1,9 +1,12 @@
-"""The golden-image files (systemd unit, cloud-init snippet, Dockerfile) start the agent correctly."""
+"""The golden-image files (systemd unit, cloud-init snippet, Dockerfile) start the agent correctly and
+install it as the `webapp-scaler-session-agent` distribution, whose ranges only sidecar/pyproject.toml holds."""
 
 from __future__ import annotations
 
 import re
 import shlex
+import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,8 @@ from tests.conftest import REPO
 
 SYSTEMD = REPO / "sidecar" / "systemd"
 CLOUD_INIT = REPO / "sidecar" / "cloud-init" / "session-agent.yaml"
+WEBSHOP_UNIT = REPO / "devtools" / "webshop" / "webshop.service"
+AGENT = tomllib.loads((REPO / "sidecar" / "pyproject.toml").read_text())["project"]
 
 
 def _args_of(text: str, variable: str) -> list[str]:
@@ -58,15 +63,59 @@ def test_cloud_init_installs_the_same_unit_it_documents() -> None:
     for line in ("ExecStart=", "User=", "KillSignal=", "TimeoutStopSec="):
         ours = next(x for x in unit.splitlines() if x.startswith(line))
         assert ours in shipped.splitlines()
-    runcmd = " ".join(str(c) for c in document["runcmd"])  # type: ignore[attr-defined]
-    assert "systemctl enable --now session-agent.service" in runcmd
-    assert "--no-deps" in runcmd  # the operator's dependencies stay out of the VM
+    assert "systemctl enable --now session-agent.service" in _runcmd(document)
+
+
+def _runcmd(document: dict[str, object]) -> str:
+    commands = document["runcmd"]
+    assert isinstance(commands, list)
+    return "\n".join(str(c) for c in commands)
+
+
+def _dependency_names() -> list[str]:
+    names = []
+    for requirement in AGENT["dependencies"]:
+        match = re.match(r"[A-Za-z0-9._-]+", requirement)
+        assert match, requirement
+        names.append(match.group(0))
+    return names
+
+
+def test_the_agent_dependency_ranges_live_in_its_pyproject() -> None:
+    assert AGENT["name"] == "webapp-scaler-session-agent"
+    assert {"aiohttp", "prometheus-client"} <= set(_dependency_names())
+    for requirement in AGENT["dependencies"]:
+        assert re.search(r"[<>=~]", requirement), f"{requirement} has no range"
+
+
+def test_cloud_init_installs_the_agent_wheel_by_path() -> None:
+    runcmd = _runcmd(_cloud_init())
+    wheel = AGENT["name"].replace("-", "_")  # a wheel's file name spells the distribution so
+    installs = [line for line in runcmd.splitlines() if re.search(r"\bpip3? install\b", line)]
+    assert installs, "the cloud-init installs nothing"
+    assert all(f"/opt/session-agent/dist/{wheel}-*.whl" in line for line in installs), installs
+    assert "webapp_scaler-" not in runcmd  # the operator's wheel never goes into a VM
+
+
+def _dockerfile_runs() -> str:
+    return "\n".join(line for line in (REPO / "Dockerfile").read_text().splitlines() if line.startswith("RUN "))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [pytest.param(lambda: _runcmd(_cloud_init()), id="cloud-init"), pytest.param(_dockerfile_runs, id="Dockerfile")],
+)
+def test_install_commands_name_none_of_the_agent_dependencies(text: Callable[[], str]) -> None:
+    """pip takes them, with their ranges, from the wheel's metadata: a second copy here would drift."""
+    commands = text()
+    for name in [*_dependency_names(), "kopf", "kubernetes"]:
+        assert not re.search(rf"(?<![\w/.-]){re.escape(name)}(?![\w/.-])", commands, re.IGNORECASE), name
 
 
 def test_webshop_unit_arguments_parse() -> None:
     from webshop import cli as webshop_cli
 
-    text = (SYSTEMD / "webshop.service").read_text()
+    text = WEBSHOP_UNIT.read_text()
     arguments = _args_of(text, "WEBSHOP_ARGS")
     assert arguments[:2] == ["--listen", "127.0.0.1:8081"]  # loopback only: users go through the agent
     assert callable(webshop_cli.main)

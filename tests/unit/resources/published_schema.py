@@ -16,7 +16,7 @@ import jsonschema
 
 from tests.conftest import REPO
 
-API = REPO / "emulator" / "kubevirt-api"
+API = REPO / "devtools" / "emulator" / "kubevirt-api"
 
 
 def _closed(definitions: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webapp_scaler.simulation.policies import hpa, keda
+from webapp_scaler_dev.simulation.policies import hpa, keda
 
 
 @pytest.mark.parametrize(

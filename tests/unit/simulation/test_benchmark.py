@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import REPO
-from webapp_scaler import cli
-from webapp_scaler.simulation import cli as sim_cli
-from webapp_scaler.simulation import policies, run
-from webapp_scaler.simulation import settings as sim_settings
-from webapp_scaler.simulation import trace as traces
+from webapp_scaler_dev import cli
+from webapp_scaler_dev.simulation import cli as sim_cli
+from webapp_scaler_dev.simulation import policies, run
+from webapp_scaler_dev.simulation import settings as sim_settings
+from webapp_scaler_dev.simulation import trace as traces
 
 TRACES = sorted((REPO / "benchmarks" / "traces").glob("*.csv"))
 

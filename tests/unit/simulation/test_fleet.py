@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from webapp_scaler.simulation import fleet as sim_fleet
+from webapp_scaler_dev.simulation import fleet as sim_fleet
 
 PARAMS = sim_fleet.FleetParams(capacity=100, boot_seconds=90, clone_share=0.5, jitter=0.0)
 
 
-def new_fleet(ready: int = 0) -> sim_fleet.Fleet:
-    fleet = sim_fleet.Fleet(PARAMS, steps=400, step_seconds=15, max_lifetime_steps=20, seed=1, slots=16)
+def new_fleet(ready: int = 0) -> sim_fleet.SimulatedFleet:
+    fleet = sim_fleet.SimulatedFleet(PARAMS, steps=400, step_seconds=15, max_lifetime_steps=20, seed=1, slots=16)
     fleet.create(-1000, ready)
     fleet.advance(0, 0)
     return fleet

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from webapp_scaler.simulation import sessions
-from webapp_scaler.simulation import trace as traces
+from webapp_scaler_dev.simulation import sessions
+from webapp_scaler_dev.simulation import trace as traces
 
 MODEL = sessions.SessionModel(idle_timeout_seconds=600, mean_visit_seconds=120, max_visit_seconds=900)
 

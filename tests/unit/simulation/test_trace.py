@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from webapp_scaler.simulation import trace as traces
+from webapp_scaler_dev.simulation import trace as traces
 
 
 def parse(text: str) -> traces.Trace:

@@ -1,0 +1,1 @@
+"""Generators of committed files; a unit test re-runs each and fails when its output is stale."""

@@ -1,0 +1,42 @@
+"""Our engine with its default settings, exactly as the operator runs it: `decide` every scrape interval
+on what an operator can read, its decision applied as the operator would (no second implementation)."""
+
+from __future__ import annotations
+
+from webapp_scaler import model
+from webapp_scaler.engine import decide
+from webapp_scaler_dev.simulation import fleet as sim_fleet
+from webapp_scaler_dev.simulation import settings as sim_settings
+
+
+class WebAppScaler:
+    name = "webapp-scaler"
+
+    def __init__(self, settings: sim_settings.SimulationSettings, spec: model.ScalingSpec | None = None) -> None:
+        self.spec = spec or model.ScalingSpec.from_spec(
+            {
+                "replicas": {"min": settings.min_replicas, "max": settings.max_replicas},
+                "sessions": {"targetPerVM": settings.target_per_vm},
+            }
+        )
+        self.memory = model.EngineMemory()
+        self.interval = float(self.spec.sessions.scrape_interval_seconds)
+        self.next_at = -1e18
+        self.desired = settings.min_replicas
+        self.last: model.Decision | None = None
+
+    def act(self, now: float, fleet: sim_fleet.SimulatedFleet) -> None:
+        if now < self.next_at:
+            return
+        self.next_at = now + self.interval - 1e-6
+        decision = decide.decide(now, self.spec, fleet.states(), self.memory)
+        self.memory = decision.memory
+        self.desired = decision.desired
+        self.last = decision
+        slot = fleet.by_name
+        fleet.delete([slot[n] for n in decision.delete])
+        fleet.drain(now, [slot[n] for n in decision.drain])
+        fleet.return_to_service([slot[n] for n in decision.return_to_service])
+        fleet.start(now, [slot[n] for n in decision.start])
+        fleet.create(now, decision.create)
+        fleet.create(now, decision.create_warm, warm=True)

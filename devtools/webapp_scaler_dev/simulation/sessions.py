@@ -1,0 +1,121 @@
+"""The session model: how a trace becomes user sessions with a start and an end.
+
+- A *visit* is a user's burst of requests; its length is exponential with mean `mean_visit_seconds`,
+  truncated at `max_visit_seconds` (real sites log users out or users leave; the cap keeps the longest
+  session finite).
+- The server keeps a session alive `idle_timeout_seconds` after the user's last request (Tomcat's default
+  is 30 minutes, ASP.NET's 20, PHP's 24): a session lives `visit + idle timeout`. So a VM that stops
+  receiving new users empties only as its users' timeouts expire, never instantly.
+- Requests become sessions in proportion: every visit makes on average the same number of requests, so
+  new sessions per step ∝ requests per step. The factor is chosen so that the *expected* number of
+  concurrent sessions at the trace's busiest moment is `peak_vms × capacity`.
+- A `sessions` trace gives concurrent sessions directly: it is scaled the same way, and arrivals are
+  derived step by step as what is needed on top of the expected survivors of earlier arrivals.
+- Arrivals in each simulation step are Poisson with the resulting rate; each session's lifetime is drawn
+  from the model. Everything comes from one seeded generator, so a seed fixes the whole stream, and
+  every policy sees the same users.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from webapp_scaler_dev.simulation import trace as traces
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionModel:
+    idle_timeout_seconds: float = 1200.0
+    mean_visit_seconds: float = 300.0
+    max_visit_seconds: float = 1800.0
+
+    @property
+    def max_lifetime_seconds(self) -> float:
+        return self.max_visit_seconds + self.idle_timeout_seconds
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionStream:
+    """New sessions per simulation step and how many steps each one lives (offsets, ≥ 1)."""
+
+    step_seconds: float
+    arrivals: npt.NDArray[np.int64]  # per step
+    bounds: npt.NDArray[np.int64]  # sessions of step i are lifetimes[bounds[i]:bounds[i+1]]
+    lifetimes: npt.NDArray[np.int32]  # in steps
+    expected: npt.NDArray[np.float64]  # expected concurrent sessions per step
+    scale: float  # new sessions per request (or sessions per trace session)
+
+    @property
+    def max_lifetime_steps(self) -> int:
+        return int(self.lifetimes.max()) if len(self.lifetimes) else 1
+
+    def concurrent(self) -> npt.NDArray[np.int64]:
+        """The realized number of live sessions per step when nobody is dropped."""
+        n = len(self.arrivals)
+        delta = np.zeros(n + self.max_lifetime_steps + 1, dtype=np.int64)
+        delta[:n] += self.arrivals
+        ends = np.repeat(np.arange(n), self.arrivals) + self.lifetimes
+        np.add.at(delta, ends, -1)
+        return np.cumsum(delta)[:n]
+
+
+def survival(model: SessionModel, step_seconds: float) -> npt.NDArray[np.float64]:
+    """P(a session is still alive k steps after it started), k = 0, 1, ...; from the closed form of the
+    truncated exponential visit plus the fixed idle timeout."""
+    steps = math.ceil(model.max_lifetime_seconds / step_seconds) + 1
+    age = np.arange(steps) * step_seconds
+    visit_needed = np.clip(age - model.idle_timeout_seconds, 0.0, None)
+    alive = np.exp(-visit_needed / model.mean_visit_seconds)
+    alive[visit_needed >= model.max_visit_seconds] = 0.0
+    return np.asarray(alive, dtype=np.float64)
+
+
+def per_step_rate(trace: traces.Trace, step_seconds: float) -> npt.NDArray[np.float64]:
+    """The trace's value spread evenly over the simulation steps of each trace step."""
+    repeat = max(1, round(trace.step_seconds / step_seconds))
+    return np.repeat(trace.values, repeat) / repeat
+
+
+def _arrival_rates(trace: traces.Trace, model: SessionModel, step_seconds: float) -> npt.NDArray[np.float64]:
+    """Unscaled new sessions per step: requests directly, or derived from a sessions trace."""
+    if trace.kind == "requests":
+        return per_step_rate(trace, step_seconds)
+    repeat = max(1, round(trace.step_seconds / step_seconds))
+    level = np.repeat(trace.values, repeat)
+    alive = survival(model, step_seconds)
+    rates = np.zeros(len(level))
+    expected = np.zeros(len(level) + len(alive))
+    for i, want in enumerate(level):
+        rates[i] = max(0.0, want - expected[i])
+        expected[i : i + len(alive)] += rates[i] * alive
+    return rates
+
+
+def build_stream(
+    trace: traces.Trace,
+    model: SessionModel,
+    *,
+    step_seconds: float,
+    peak_sessions: float,
+    seed: int,
+    scale_from: traces.Trace | None = None,
+) -> SessionStream:
+    """The seeded session stream of `trace`, scaled so that the expected peak of `scale_from` (default:
+    the trace itself, so a window keeps the full trace's scale) is `peak_sessions`."""
+    alive = survival(model, step_seconds)
+    reference = _arrival_rates(scale_from or trace, model, step_seconds)
+    reference_peak = float(np.convolve(reference, alive)[: len(reference)].max())
+    scale = peak_sessions / reference_peak if reference_peak > 0 else 0.0
+    rates = _arrival_rates(trace, model, step_seconds) * scale
+    expected = np.convolve(rates, alive)[: len(rates)]
+    rng = np.random.default_rng(seed)
+    arrivals = rng.poisson(rates).astype(np.int64)
+    total = int(arrivals.sum())
+    visits = np.minimum(rng.exponential(model.mean_visit_seconds, total), model.max_visit_seconds)
+    lifetimes = np.maximum(1, np.ceil((visits + model.idle_timeout_seconds) / step_seconds)).astype(np.int32)
+    bounds = np.concatenate(([0], np.cumsum(arrivals))).astype(np.int64)
+    return SessionStream(step_seconds, arrivals, bounds, lifetimes, expected, scale)
