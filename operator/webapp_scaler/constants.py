@@ -38,20 +38,38 @@ class ConditionType(StrEnum):
 
 
 class Reason(StrEnum):
-    """Condition and Event reasons; scaling ones reuse the HPA vocabulary."""
+    """Every condition and Event reason, one vocabulary: the engine's and the operator's. Scaling reasons
+    reuse HPA's words (pkg/controller/podautoscaler) where HPA has one."""
 
+    # the engine's decision (the Scaling condition)
+    DESIRED_WITHIN_RANGE = "DesiredWithinRange"
+    SCALE_UP_STABILIZED = "ScaleUpStabilized"
+    SCALE_DOWN_STABILIZED = "ScaleDownStabilized"
+    SCALE_UP_LIMIT = "ScaleUpLimit"
+    SCALE_DOWN_LIMIT = "ScaleDownLimit"
+    TOO_MANY_REPLICAS = "TooManyReplicas"
+    TOO_FEW_REPLICAS = "TooFewReplicas"
+    WITHIN_TOLERANCE = "WithinTolerance"
+    FAILED_GET_METRICS = "FailedGetSessionMetrics"  # also MetricsAvailable=False when no agent answered
+    PAUSED = "Paused"
+    EXTERNAL = "ExternalDesired"
+    INVALID_SPEC = "InvalidSpec"
+    # the golden image (GoldenImageReady)
     GOLDEN_IMAGE_READY = "GoldenImageReady"
     GOLDEN_IMAGE_NOT_FOUND = "GoldenImageNotFound"
     GOLDEN_IMAGE_NOT_READY = "GoldenImageNotReady"
     GOLDEN_IMAGE_FAILED = "GoldenImageFailed"
     CLONE_NOT_AUTHORIZED = "CloneNotAuthorized"
+    # the agents (MetricsAvailable)
     METRICS_OK = "ValidMetricFound"
-    METRICS_MISSING = "FailedGetSessionsMetric"
     NO_READY_VMS = "NoReadyVMs"
-    SCALED_UP = "ScaledUp"
-    DRAINING = "Draining"
-    DELETED = "DeletedDrainedVM"
+    # the fleet (Ready)
     ALL_READY = "AllVMsReady"
     VMS_NOT_READY = "VMsNotReady"
+    # Events of actions
+    SCALED_UP = "ScaledUp"
+    WARM_POOL_FILLED = "WarmPoolFilled"
+    DRAINING = "Draining"
+    DELETED = "DeletedDrainedVM"
     CREATE_FAILED = "FailedCreate"
     DRAIN_FAILED = "FailedDrain"

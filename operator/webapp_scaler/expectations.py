@@ -19,6 +19,7 @@ from webapp_scaler import model
 class Expectations:
     ttl: float = 30.0
     created: dict[str, float] = field(default_factory=dict)
+    created_warm: dict[str, float] = field(default_factory=dict)  # stopped warm-pool VMs, not capacity
     deleted: dict[str, float] = field(default_factory=dict)
     started: dict[str, float] = field(default_factory=dict)
     draining: dict[str, float] = field(default_factory=dict)
@@ -33,6 +34,7 @@ class Expectations:
             if state.name in self.deleted:
                 continue
             self.created.pop(state.name, None)
+            self.created_warm.pop(state.name, None)
             if state.name in self.started and state.phase == model.VMPhase.WARM:
                 state = dataclasses.replace(state, phase=model.VMPhase.STARTING, started_at=self.started[state.name])
             else:
@@ -52,9 +54,13 @@ class Expectations:
             del self.deleted[name]  # the index shows it gone
         for name, at in self.created.items():
             out.append(model.VMState(name=name, phase=model.VMPhase.CLONING, created_at=at))
+        for name, at in self.created_warm.items():
+            # a warm VM is stopped from its creation on: counting it as cloning capacity would make the
+            # fleet look too large and get real VMs removed while the watch lags
+            out.append(model.VMState(name=name, phase=model.VMPhase.WARM, created_at=at))
         return sorted(out, key=lambda s: s.name)
 
     def _expire(self, now: float) -> None:
-        for table in (self.created, self.deleted, self.started, self.draining, self.returned):
+        for table in (self.created, self.created_warm, self.deleted, self.started, self.draining, self.returned):
             for name in [n for n, at in table.items() if now - at > self.ttl]:
                 del table[name]

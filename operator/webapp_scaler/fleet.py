@@ -9,12 +9,13 @@ operator sees exactly what the last one left.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from webapp_scaler import model
+from webapp_scaler import model, webappscaling
 from webapp_scaler.constants import (
     ANNOTATION_DRAINING_SINCE,
     ANNOTATION_PROTECTED,
@@ -150,35 +151,41 @@ class Fleet:
         live = tuple(sorted((vm for vm in vms if not vm.deleting), key=lambda vm: vm.name))
         return cls(live, {vmi.name: vmi for vmi in vmis}, {dv.name: dv for dv in dvs})
 
-    def phases(self) -> dict[str, model.VMPhase]:
-        return {vm.name: phase_of(vm, self.vmis.get(vm.name), self.dvs) for vm in self.vms}
-
-    def scrape_targets(self, agent: model.AgentSpec) -> list[Target]:
-        """Agents worth asking: Ready VMs and draining ones (whose count decides when they may go)."""
-        phases = self.phases()
-        targets = []
+    def states(self) -> list[model.VMState]:
+        """Each VM as the cluster shows it, without sessions: the round corrects these with its
+        expectations once, then scrapes, decides, acts and reports on that one list."""
+        out = []
         for vm in self.vms:
             vmi = self.vmis.get(vm.name)
-            if phases[vm.name] in (model.VMPhase.READY, model.VMPhase.DRAINING) and vmi and vmi.ip:
-                targets.append(Target(vm.name, agent_url(vmi.ip, agent.port, agent.path)))
-        return targets
-
-    def states(self, readings: Sequence[Reading]) -> list[model.VMState]:
-        sessions = {r.vm: r.sessions for r in readings}
-        phases = self.phases()
-        return [
-            model.VMState(
-                name=vm.name,
-                phase=phases[vm.name],
-                created_at=vm.created_at,
-                ready_at=(vmi.ready_since if (vmi := self.vmis.get(vm.name)) else None),
-                started_at=vm.started_at,
-                draining_since=vm.draining_since,
-                protected=vm.protected,
-                sessions=sessions.get(vm.name),
+            out.append(
+                model.VMState(
+                    name=vm.name,
+                    phase=phase_of(vm, vmi, self.dvs),
+                    created_at=vm.created_at,
+                    ready_at=vmi.ready_since if vmi else None,
+                    started_at=vm.started_at,
+                    draining_since=vm.draining_since,
+                    protected=vm.protected,
+                    ip=vmi.ip if vmi else None,
+                )
             )
-            for vm in self.vms
-        ]
+        return out
+
+
+SCRAPED_PHASES = (model.VMPhase.READY, model.VMPhase.DRAINING)
+
+
+def scrape_targets(states: Sequence[model.VMState], agent: webappscaling.AgentSpec) -> list[Target]:
+    """Agents worth asking: Ready VMs and draining ones (whose count decides when they may go)."""
+    return [
+        Target(s.name, agent_url(s.ip, agent.port, agent.path)) for s in states if s.phase in SCRAPED_PHASES and s.ip
+    ]
+
+
+def with_sessions(states: Sequence[model.VMState], readings: Sequence[Reading]) -> list[model.VMState]:
+    """The round's states with this round's session counts (None where the scrape failed)."""
+    sessions = {r.vm: r.sessions for r in readings}
+    return [dataclasses.replace(s, sessions=sessions.get(s.name)) for s in states]
 
 
 def agent_url(ip: str, port: int, path: str) -> str:

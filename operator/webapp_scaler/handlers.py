@@ -1,5 +1,5 @@
-"""kopf registration only: watch indexes of our VMs, and one loop per WebAppScaling that calls the
-reconciler every scrape interval. Everything else lives in `reconcile`."""
+"""kopf registration only: watch indexes of our VMs, and one loop per WebAppScaling that parses it and
+calls the reconciler every scrape interval. Everything else lives in `reconcile`."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from typing import Any
 import aiohttp
 import kopf
 
-from webapp_scaler import fleet, naming, telemetry
+from webapp_scaler import fleet, naming, telemetry, webappscaling
 from webapp_scaler.constants import CDI_GROUP, GROUP, KUBEVIRT_GROUP, LABEL_SCALING, PLURAL, VERSION
 from webapp_scaler.k8s import Kube
 from webapp_scaler.reconcile import Reconciler, Runtime
+from webapp_scaler.sources.agent_http import AgentHTTPSource
+from webapp_scaler.sources.drain_client import AgentDrainClient
 
 ERROR_BACKOFF_SECONDS = 5.0
+DEFAULT_INTERVAL = webappscaling.SessionsSpec().scrape_interval_seconds  # the pace while the spec is invalid
 
 
 @kopf.on.startup()
@@ -24,13 +27,16 @@ async def webappscaler_startup(settings: kopf.OperatorSettings, memo: kopf.Memo,
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     settings.posting.level = logging.WARNING  # our own Events say what happened; kopf's would be noise
-    memo.runtime = Runtime(kube=Kube.from_environment(), http=aiohttp.ClientSession())
+    memo.http = aiohttp.ClientSession()
+    memo.runtime = Runtime(
+        kube=Kube.from_environment(), source=AgentHTTPSource(memo.http), drainer=AgentDrainClient(memo.http)
+    )
     memo.reconcilers = {}
 
 
 @kopf.on.cleanup()
 async def webappscaler_cleanup(memo: kopf.Memo, **_: Any) -> None:
-    await memo.runtime.http.close()
+    await memo.http.close()
 
 
 @kopf.on.probe(id="webappscalings")
@@ -77,12 +83,17 @@ async def webappscaling_loop(
 
     try:
         while not stopped:
-            interval = float(((body.get("spec") or {}).get("sessions") or {}).get("scrapeIntervalSeconds", 15))
+            was = webappscaling.parse(body)  # kopf keeps `body` current: parsed afresh every round
+            interval = float(
+                was.spec.scaling.sessions.scrape_interval_seconds
+                if isinstance(was, webappscaling.WebAppScaling)
+                else DEFAULT_INTERVAL
+            )
             started = asyncio.get_running_loop().time()
             index_key = (namespace, name)
             observed = fleet.Fleet.of(*(kwargs[i].get(index_key, []) for i in ("vm_index", "vmi_index", "dv_index")))
             try:
-                await reconciler.round(memo.runtime, body, observed, event)
+                await reconciler.round(memo.runtime, was, observed, event)
             except Exception as error:  # one failed round must not end the loop; the next retries
                 logger.exception(f"reconcile round failed: {error}")
                 interval = max(interval, ERROR_BACKOFF_SECONDS)

@@ -11,10 +11,10 @@ _ALPHABET = string.ascii_lowercase + string.digits
 SUFFIX_LENGTH = 5  # like Kubernetes' generateName; 36**5 = 60 M names per WebAppScaling
 
 
-def vm_name(scaling: str, suffix: str | None = None) -> str:
+def vm_name(scaling: str) -> str:
     """A new VM name. The suffix is chosen here (not by generateName) because the VM's DataVolume name
     must be known before the VM is created and must be unique per VM."""
-    return f"{scaling}-{suffix or random_suffix()}"
+    return f"{scaling}-{random_suffix()}"
 
 
 def random_suffix() -> str:

@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 from kubernetes.client.exceptions import ApiException
 
 from webapp_scaler import fleet as fleet_mod
@@ -28,9 +27,8 @@ from webapp_scaler.constants import (
 from webapp_scaler.engine.decide import decide
 from webapp_scaler.expectations import Expectations
 from webapp_scaler.k8s import AlreadyExists, Kube
-from webapp_scaler.sources.agent_http import AgentHTTPSource
-from webapp_scaler.sources.base import Reading
-from webapp_scaler.sources.drain_client import DrainError, set_draining
+from webapp_scaler.sources.base import DrainControl, DrainError, Reading, SessionSource
+from webapp_scaler.webappscaling import GoldenImageSpec, InvalidWebAppScaling, SecretKeyRef, Spec, WebAppScaling
 
 # event(type, reason, message): posts a Kubernetes Event on the WebAppScaling
 EventSink = Callable[[str, str, str], None]
@@ -40,15 +38,13 @@ NETWORK_REAPPLY_SECONDS = 300.0  # Service/Ingress re-applied at least this ofte
 
 @dataclass
 class Runtime:
-    """Process-wide clients, shared by every WebAppScaling's loop."""
+    """Process-wide clients, shared by every WebAppScaling's loop. Each is an interface, so unit tests
+    drive a whole round against fakes of our own wrappers (`Kube`, `SessionSource`, `DrainControl`)."""
 
     kube: Kube
-    http: aiohttp.ClientSession
+    source: SessionSource
+    drainer: DrainControl
     clock: Callable[[], float] = time.time
-
-    @property
-    def source(self) -> AgentHTTPSource:
-        return AgentHTTPSource(self.http)
 
 
 @dataclass
@@ -65,56 +61,51 @@ class Reconciler:
     golden_checked_at: float = float("-inf")
     network_applied: tuple[int, float] | None = None  # (generation, when)
 
-    async def round(self, rt: Runtime, body: Mapping[str, Any], fleet: fleet_mod.Fleet, event: EventSink) -> None:
+    async def round(
+        self, rt: Runtime, was: WebAppScaling | InvalidWebAppScaling, fleet: fleet_mod.Fleet, event: EventSink
+    ) -> None:
+        """One round on one view of the fleet: the states are computed once, corrected once by the
+        expectations, then scraped, decided on, acted on and reported from that same list."""
         started = time.monotonic()
         now = rt.clock()
-        raw_spec = body.get("spec") or {}
-        spec: model.ScalingSpec | None
-        spec_error: str | None = None
-        try:
-            spec = model.ScalingSpec.from_spec(raw_spec)
-        except ValueError as error:
-            spec, spec_error = None, str(error)
-
-        golden = await self._golden_image(rt, body, now)
-        await self._network(rt, body, now)
-
+        golden: golden_image.GoldenImageVerdict | None = None
         readings: list[Reading] = []
         decision: model.Decision | None = None
-        states = fleet.states([])
-        if spec is not None:
-            agent = spec.sessions.agent
+        states = self.expectations.apply(fleet.states(), now)
+        if isinstance(was, WebAppScaling):
+            spec = was.spec
+            golden = await self._golden_image(rt, spec.workload.golden_image, now)
+            await self._network(rt, was, spec, now)
+            sessions = spec.scaling.sessions
             readings = await rt.source.read(
-                fleet.scrape_targets(agent), metric=agent.metric, scrape_timeout=spec.sessions.scrape_timeout_seconds
+                fleet_mod.scrape_targets(states, sessions.agent),
+                metric=sessions.agent.metric,
+                scrape_timeout=sessions.scrape_timeout_seconds,
             )
             self._record_scrapes(readings)
-            states = self.expectations.apply(fleet.states(readings), now)
-            decision = decide(now, spec, states, self.memory)
+            states = fleet_mod.with_sessions(states, readings)
+            decision = decide(now, spec.scaling, states, self.memory)
             self.memory = decision.memory
-            await self._act(rt, body, spec, decision, golden, fleet, states, event, now)
+            await self._act(rt, was, spec, decision, golden, states, event, now)
 
         conditions = status.conditions(
-            golden=golden, readings=readings, states=states, decision=decision, spec=spec, spec_error=spec_error
+            golden=golden,
+            readings=readings,
+            states=states,
+            decision=decision,
+            spec=was.spec.scaling if isinstance(was, WebAppScaling) else None,
+            spec_error=None if isinstance(was, WebAppScaling) else was.error,
         )
-        previous = self.last_status if self.last_status is not None else (body.get("status") or {})
         new_status = status.build_status(
             name=self.name,
-            generation=int(body.get("metadata", {}).get("generation", 0)),
-            fleet=fleet,
+            generation=was.generation,
             states=states,
-            readings=readings,
+            scraped=bool(readings),
             decision=decision,
             condition_list=conditions,
-            previous=previous,
+            previous=self.last_status if self.last_status is not None else was.status,
             now=now,
         )
-        if decision is not None and decision.desired != previous.get("desiredReplicas"):
-            new_status["lastScaleTime"] = fleet_mod.format_time(now, precise=False)
-            new_status["lastScaleReason"] = decision.message
-        else:
-            for key in ("lastScaleTime", "lastScaleReason"):
-                if key in previous:
-                    new_status[key] = previous[key]
         if new_status != self.last_status:
             await rt.kube.patch_status(self.namespace, self.name, new_status)
             self.last_status = new_status
@@ -122,40 +113,36 @@ class Reconciler:
         telemetry.RECONCILE_SECONDS.labels(self.namespace, self.name).observe(time.monotonic() - started)
 
     # ---- observe -----------------------------------------------------------------------------------
-    async def _golden_image(self, rt: Runtime, body: Mapping[str, Any], now: float) -> golden_image.GoldenImageVerdict:
+    async def _golden_image(self, rt: Runtime, image: GoldenImageSpec, now: float) -> golden_image.GoldenImageVerdict:
         if self.golden is not None and self.golden.ready and now - self.golden_checked_at < GOLDEN_RECHECK_SECONDS:
             return self.golden
-        image = (body.get("spec") or {}).get("goldenImage") or {}
-        kind, name = image.get("kind", "DataVolume"), image.get("name", "")
-        namespace = image.get("namespace") or self.namespace
         try:
-            source = await rt.kube.get_golden_image(kind, namespace, name)
+            source = await rt.kube.get_golden_image(image.kind, image.namespace, image.name)
             readable = True
         except ApiException as error:
             if error.status != 403:
                 raise
             source, readable = None, False
         clone_allowed = True
-        if readable and source is not None and namespace != self.namespace:
-            clone_allowed = await rt.kube.can_clone_from(namespace)
+        if readable and source is not None and image.namespace != self.namespace:
+            clone_allowed = await rt.kube.can_clone_from(image.namespace)
         self.golden = golden_image.evaluate(
-            kind, namespace, name, source, readable=readable, clone_allowed=clone_allowed
+            image.kind, image.namespace, image.name, source, readable=readable, clone_allowed=clone_allowed
         )
         self.golden_checked_at = now
         return self.golden
 
-    async def _network(self, rt: Runtime, body: Mapping[str, Any], now: float) -> None:
-        generation = int(body.get("metadata", {}).get("generation", 0))
+    async def _network(self, rt: Runtime, was: WebAppScaling, spec: Spec, now: float) -> None:
         applied = self.network_applied
-        if applied and applied[0] == generation and now - applied[1] < NETWORK_REAPPLY_SECONDS:
+        if applied and applied[0] == was.generation and now - applied[1] < NETWORK_REAPPLY_SECONDS:
             return
-        await rt.kube.apply(resources.build_service(body))
-        ingress = resources.build_ingress(body)
+        await rt.kube.apply(resources.build_service(was))
+        ingress = resources.build_ingress(was)
         if ingress is not None:
             await rt.kube.apply(ingress)
         else:
             await rt.kube.delete_ingress(self.namespace, naming.ingress_name(self.name))
-        self.network_applied = (generation, now)
+        self.network_applied = (was.generation, now)
 
     def _record_scrapes(self, readings: list[Reading]) -> None:
         for reading in readings:
@@ -178,28 +165,29 @@ class Reconciler:
     async def _act(
         self,
         rt: Runtime,
-        body: Mapping[str, Any],
-        spec: model.ScalingSpec,
+        was: WebAppScaling,
+        spec: Spec,
         decision: model.Decision,
         golden: golden_image.GoldenImageVerdict,
-        fleet: fleet_mod.Fleet,
         states: list[model.VMState],
         event: EventSink,
         now: float,
     ) -> None:
+        """Carry out the decision. Which VMs are draining, where each agent answers and how many
+        sessions a VM holds all come from `states`, the list the engine decided on."""
         count = self._count_action
         if decision.create or decision.create_warm:
             if not golden.ready:
                 event("Warning", str(golden.reason), f"not creating VMs: {golden.message}")
             else:
-                created = await self._create(rt, body, decision.create, warm=False, now=now, event=event)
+                created = await self._create(rt, was, spec, decision.create, warm=False, now=now, event=event)
                 if created:
                     count("create", created)
                     event("Normal", str(Reason.SCALED_UP), f"{decision.message}; created {created} VM(s)")
-                warm = await self._create(rt, body, decision.create_warm, warm=True, now=now, event=event)
+                warm = await self._create(rt, was, spec, decision.create_warm, warm=True, now=now, event=event)
                 if warm:
                     count("create_warm", warm)
-                    event("Normal", "WarmPoolFilled", f"created {warm} stopped VM(s) for the warm pool")
+                    event("Normal", str(Reason.WARM_POOL_FILLED), f"created {warm} stopped VM(s) for the warm pool")
         for name in decision.start:
             await rt.kube.patch_vm(
                 self.namespace,
@@ -214,15 +202,18 @@ class Reconciler:
             self.expectations.started[name] = now
             count("start", 1)
             event("Normal", str(Reason.SCALED_UP), f"{decision.message}; started warm VM {name}")
-        ips = {vm.name: fleet.vmis[vm.name].ip for vm in fleet.vms if vm.name in fleet.vmis}
+        by_name = {s.name: s for s in states}
         # (re)confirm the drain with every draining VM's agent: idempotent, and it resumes a drain an
-        # earlier operator process recorded but could not tell the agent about
-        draining_now = {n for n, p in fleet.phases().items() if p == model.VMPhase.DRAINING} | set(decision.drain)
-        to_confirm = sorted(draining_now - self.drain_confirmed - set(decision.delete))
+        # earlier operator process recorded but could not tell the agent about. Never a VM this round
+        # returns to service or deletes.
+        draining = {s.name for s in states if s.phase is model.VMPhase.DRAINING} | set(decision.drain)
+        leaving_drain = set(decision.return_to_service) | set(decision.delete)
+        to_confirm = sorted(draining - leaving_drain - self.drain_confirmed)
         # the token Secret is read only in a round that talks to an agent, not in every round
-        token = await self._drain_token(rt, body) if decision.return_to_service or to_confirm else None
+        talks = bool(decision.return_to_service or to_confirm)
+        token = await self._drain_token(rt, spec.workload.drain_token) if talks else None
         for name in decision.return_to_service:
-            await self._set_draining(rt, spec, ips.get(name), name, draining=False, token=token, event=event)
+            await self._set_draining(rt, spec, by_name[name].ip, name, draining=False, token=token, event=event)
             await rt.kube.patch_vm(self.namespace, name, _annotate(ANNOTATION_DRAINING_SINCE, None))
             self.expectations.returned[name] = now
             self.drain_confirmed.discard(name)
@@ -235,10 +226,10 @@ class Reconciler:
             )
             self.expectations.draining[name] = now
             count("drain", 1)
-            sessions = next((s.sessions for s in states if s.name == name), None)
-            event("Normal", str(Reason.DRAINING), f"{decision.message}; draining VM {name}{_held(sessions)}")
+            held = _held(by_name[name].sessions)
+            event("Normal", str(Reason.DRAINING), f"{decision.message}; draining VM {name}{held}")
         for name in to_confirm:
-            if await self._set_draining(rt, spec, ips.get(name), name, draining=True, token=token, event=event):
+            if await self._set_draining(rt, spec, by_name[name].ip, name, draining=True, token=token, event=event):
                 self.drain_confirmed.add(name)
         for name in decision.delete:
             await rt.kube.delete_vm(self.namespace, name)
@@ -248,34 +239,33 @@ class Reconciler:
             event("Normal", str(Reason.DELETED), f"deleted VM {name}: {decision.message}")
 
     async def _create(
-        self, rt: Runtime, body: Mapping[str, Any], count: int, *, warm: bool, now: float, event: EventSink
+        self, rt: Runtime, was: WebAppScaling, spec: Spec, count: int, *, warm: bool, now: float, event: EventSink
     ) -> int:
         created = 0
         for _ in range(count):
             for _attempt in range(5):  # a name collision is possible, five in a row is not
                 name = naming.vm_name(self.name)
                 try:
-                    await rt.kube.create_vm(resources.build_virtualmachine(body, name, warm=warm))
+                    await rt.kube.create_vm(resources.build_virtualmachine(was, name, warm=warm))
                 except AlreadyExists:
                     continue
                 except ApiException as error:
                     event("Warning", str(Reason.CREATE_FAILED), f"creating VM {name}: {_api_message(error)}")
                     return created
-                self.expectations.created[name] = now
+                (self.expectations.created_warm if warm else self.expectations.created)[name] = now
                 created += 1
                 break
         return created
 
-    async def _drain_token(self, rt: Runtime, body: Mapping[str, Any]) -> str | None:
-        ref = ((body.get("spec") or {}).get("sessions") or {}).get("agent", {}).get("drainTokenSecretRef")
-        if not ref:
+    async def _drain_token(self, rt: Runtime, ref: SecretKeyRef | None) -> str | None:
+        if ref is None:
             return None
-        return await rt.kube.read_secret_key(self.namespace, ref["name"], ref.get("key", "token"))
+        return await rt.kube.read_secret_key(self.namespace, ref.name, ref.key)
 
     async def _set_draining(
         self,
         rt: Runtime,
-        spec: model.ScalingSpec,
+        spec: Spec,
         ip: str | None,
         name: str,
         *,
@@ -285,11 +275,11 @@ class Reconciler:
     ) -> bool:
         if ip is None:
             return False  # no VMI address (stopped VM): nobody to tell, nothing routed to it either
-        agent = spec.sessions.agent
+        agent = spec.scaling.sessions.agent
         url = fleet_mod.agent_url(ip, agent.port, agent.drain_path)
         try:
-            await set_draining(
-                rt.http, url, draining=draining, token=token, request_timeout=spec.sessions.scrape_timeout_seconds
+            await rt.drainer.set_draining(
+                url, draining=draining, token=token, request_timeout=spec.scaling.sessions.scrape_timeout_seconds
             )
         except DrainError as error:
             event("Warning", str(Reason.DRAIN_FAILED), f"VM {name}: {error}")

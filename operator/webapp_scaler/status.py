@@ -1,6 +1,7 @@
 """The WebAppScaling status: conditions in the shape kstatus, Argo CD and Flux read, and the numbers a
-person reads in `kubectl get was` / `kubectl describe was`. Pure: built from what the tick observed and
-decided; the previous status is only consulted to keep each condition's lastTransitionTime."""
+person reads in `kubectl get was` / `kubectl describe was`. Pure: built from the round's one list of VM
+states (the same the engine decided on and the actions used) and its scrape results; the previous status
+is only consulted to keep each condition's lastTransitionTime and the last scale time."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from webapp_scaler import model, naming
+from webapp_scaler import model, naming, webappscaling
 from webapp_scaler.constants import ConditionType, Reason
 from webapp_scaler.engine.decide import ACTIVE
-from webapp_scaler.fleet import Fleet, format_time
+from webapp_scaler.fleet import format_time
 from webapp_scaler.golden_image import GoldenImageVerdict
 from webapp_scaler.sources.base import Reading
 
@@ -26,13 +27,15 @@ class Condition:
 
 def conditions(
     *,
-    golden: GoldenImageVerdict,
+    golden: GoldenImageVerdict | None,
     readings: Sequence[Reading],
     states: Sequence[model.VMState],
     decision: model.Decision | None,
-    spec: model.ScalingSpec | None,
+    spec: webappscaling.ScalingSpec | None,
     spec_error: str | None,
 ) -> list[Condition]:
+    """Ready, Scaling, MetricsAvailable, GoldenImageReady. `golden` is None only for an invalid spec
+    (there is no golden image to look at)."""
     ready_vms = sum(1 for s in states if s.phase == model.VMPhase.READY)
     failed = [r for r in readings if r.sessions is None]
     if not readings:
@@ -43,7 +46,7 @@ def conditions(
         metrics = Condition(
             ConditionType.METRICS_AVAILABLE,
             False,
-            Reason.METRICS_MISSING,
+            Reason.FAILED_GET_METRICS,
             f"no agent answered ({len(failed)} of {len(readings)} failed): {failed[0].vm}: {failed[0].error}",
         )
     else:
@@ -55,17 +58,21 @@ def conditions(
             f"{len(readings) - len(failed)} of {len(readings)} agents answered{detail}",
         )
 
-    if spec_error is not None:
-        scaling = Condition(ConditionType.SCALING, False, "InvalidSpec", spec_error)
-    elif decision is None:
+    if spec_error is not None or golden is None:
+        invalid = spec_error or "the spec could not be read"
+        return [
+            Condition(ConditionType.READY, False, Reason.INVALID_SPEC, invalid),
+            Condition(ConditionType.SCALING, False, Reason.INVALID_SPEC, invalid),
+            metrics,
+            Condition(ConditionType.GOLDEN_IMAGE_READY, False, Reason.INVALID_SPEC, f"not checked: {invalid}"),
+        ]
+    if decision is None:
         scaling = Condition(ConditionType.SCALING, False, golden.reason, "waiting for the golden image")
     else:
         scaling = Condition(ConditionType.SCALING, decision.acts, decision.reason, decision.message)
 
     desired = decision.desired if decision else 0
-    if spec_error is not None:
-        ready = Condition(ConditionType.READY, False, "InvalidSpec", spec_error)
-    elif not golden.ready:
+    if not golden.ready:
         ready = Condition(ConditionType.READY, False, golden.reason, golden.message)
     elif spec is not None and ready_vms >= max(spec.replicas.min, 1 if desired else 0) and ready_vms >= desired:
         ready = Condition(ConditionType.READY, True, Reason.ALL_READY, f"{ready_vms} of {desired} VMs ready")
@@ -79,18 +86,17 @@ def build_status(
     *,
     name: str,
     generation: int,
-    fleet: Fleet,
     states: Sequence[model.VMState],
-    readings: Sequence[Reading],
+    scraped: bool,
     decision: model.Decision | None,
     condition_list: Sequence[Condition],
     previous: Mapping[str, Any],
     now: float,
 ) -> dict[str, Any]:
+    """The whole status. `scraped` says whether any agent was asked this round: without it the current
+    session count is unknown (null), not zero."""
     phases = [s.phase for s in states]
-    sessions = {r.vm: r.sessions for r in readings}
-    ips = {vm.name: (fleet.vmis[vm.name].ip if vm.name in fleet.vmis else None) for vm in fleet.vms}
-    current = sum(v for v in sessions.values() if v is not None) if readings else None
+    current = sum(s.sessions for s in states if s.sessions is not None) if scraped else None
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "replicas": sum(1 for p in phases if p in ACTIVE),
@@ -108,14 +114,21 @@ def build_status(
             {
                 "name": s.name,
                 "phase": str(s.phase),
-                "sessions": None if sessions.get(s.name) is None else round(sessions[s.name] or 0),
-                "ip": ips.get(s.name),
+                "sessions": None if s.sessions is None else round(s.sessions),
+                "ip": s.ip,
                 **({"drainingSince": format_time(s.draining_since)} if s.draining_since else {}),
             }
             for s in states
         ],
         "conditions": _with_transition_times(condition_list, previous.get("conditions") or [], now, generation),
     }
+    if decision is not None and decision.desired != previous.get("desiredReplicas"):
+        status["lastScaleTime"] = format_time(now, precise=False)
+        status["lastScaleReason"] = decision.message
+    else:
+        for key in ("lastScaleTime", "lastScaleReason"):
+            if key in previous:
+                status[key] = previous[key]
     return status
 
 

@@ -326,7 +326,7 @@ def test_unreachable_agents_mean_metrics_unavailable_and_no_scale_in(env: Any) -
             what="MetricsAvailable False for all 3 agents",
         )
         assert condition["status"] == "False"
-        assert condition["reason"] == "FailedGetSessionsMetric"
+        assert condition["reason"] == "FailedGetSessionMetrics"
         assert "no agent answered (3 of 3 failed)" in condition["message"]
         time.sleep(4)  # several rounds with min lowered to 1 and no data: nothing may go
         assert len(env.cluster.vm_names()) == 3

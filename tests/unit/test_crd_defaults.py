@@ -1,5 +1,6 @@
-"""The CRD's defaults and the engine's defaults are the same numbers: a minimal WebAppScaling defaulted by
-the apiserver parses to exactly what the engine assumes for a missing field."""
+"""The CRD's defaults and the parser's defaults are the same values: a minimal WebAppScaling defaulted by
+the apiserver parses to exactly what the operator assumes for a missing field — for the scaling half the
+engine reads and for the workload half the builders read."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from webapp_scaler import model
+from webapp_scaler import webappscaling
+
+# the fields the CRD requires, and an object whose defaults only exist once it is present
+MINIMAL = {
+    "goldenImage": {"name": "g"},
+    "vmTemplate": {"spec": {"domain": {}}},
+    "sessions": {"agent": {"drainTokenSecretRef": {"name": "drain"}}},
+    "ingress": {"tls": {"secretName": "tls"}, "host": "shop.example.com"},
+}
 
 
 def spec_schema() -> dict[str, Any]:
@@ -29,9 +38,15 @@ def apply_defaults(schema: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any
     return obj
 
 
-def test_crd_defaults_equal_model_defaults() -> None:
-    defaulted = apply_defaults(spec_schema(), {"goldenImage": {"name": "g"}, "vmTemplate": {"spec": {"domain": {}}}})
-    assert model.ScalingSpec.from_spec(defaulted) == model.ScalingSpec.from_spec({})
+def parsed(spec: dict[str, Any]) -> webappscaling.Spec:
+    return webappscaling.parse_valid({"metadata": {"name": "shop", "namespace": "prod"}, "spec": spec}).spec
+
+
+def test_crd_defaults_equal_parser_defaults() -> None:
+    defaulted = apply_defaults(spec_schema(), copy.deepcopy(MINIMAL))
+    assert defaulted != MINIMAL  # the CRD did default something
+    assert parsed(defaulted) == parsed(copy.deepcopy(MINIMAL))
+    assert parsed(defaulted).scaling == webappscaling.ScalingSpec()
 
 
 @pytest.mark.parametrize(
@@ -39,16 +54,27 @@ def test_crd_defaults_equal_model_defaults() -> None:
     [
         ("sessions.targetPerVM", 81),
         ("sessions.movingAverage.windowSeconds", 121),
+        ("sessions.scrapeIntervalSeconds", 16),
+        ("sessions.agent.port", 9101),
+        ("sessions.agent.drainTokenSecretRef.key", "secret"),
         ("scaleIn.drain.timeoutSeconds", 1801),
         ("replicas.max", 11),
+        ("goldenImage.kind", "DataSource"),
+        ("vmTemplate.rootDiskName", "system"),
+        ("service.port", 8080),
+        ("service.targetPort", 8081),
+        ("service.sessionAffinity", "None"),
+        ("ingress.path", "/shop"),
+        ("ingress.stickyCookie.name", "OTHER"),
+        ("ingress.stickyCookie.maxAgeSeconds", 60),
     ],
     ids=lambda v: str(v),
 )
-def test_the_comparison_would_notice_a_different_default(path: str, value: int) -> None:
+def test_the_comparison_would_notice_a_different_default(path: str, value: Any) -> None:
     schema = copy.deepcopy(spec_schema())
     node = schema
     for key in path.split("."):
         node = node["properties"][key]
     node["default"] = value
-    defaulted = apply_defaults(schema, {"goldenImage": {"name": "g"}, "vmTemplate": {"spec": {"domain": {}}}})
-    assert model.ScalingSpec.from_spec(defaulted) != model.ScalingSpec.from_spec({})
+    defaulted = apply_defaults(schema, copy.deepcopy(MINIMAL))
+    assert parsed(defaulted) != parsed(copy.deepcopy(MINIMAL))

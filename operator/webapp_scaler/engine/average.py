@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from webapp_scaler import model
+from webapp_scaler import model, webappscaling
 
 
 def in_window(samples: Sequence[model.Sample], now: float, window_seconds: float) -> list[model.Sample]:
@@ -47,7 +47,7 @@ def exponential_moving_average(samples: Sequence[model.Sample], now: float, wind
     return sum(w * s.sessions for w, s in zip(weights, window, strict=True)) / sum(weights)
 
 
-def moving_average(samples: Sequence[model.Sample], now: float, spec: model.MovingAverageSpec) -> float | None:
+def moving_average(samples: Sequence[model.Sample], now: float, spec: webappscaling.MovingAverageSpec) -> float | None:
     if spec.kind == "Exponential":
         return exponential_moving_average(samples, now, spec.window_seconds)
     return simple_moving_average(samples, now, spec.window_seconds)

@@ -20,7 +20,8 @@ import dataclasses
 import statistics
 from collections.abc import Sequence
 
-from webapp_scaler import model
+from webapp_scaler import model, webappscaling
+from webapp_scaler.constants import Reason
 from webapp_scaler.engine import average, drain, forecast, limits, normalize, observe, recommend
 
 ACTIVE = (model.VMPhase.CLONING, model.VMPhase.BOOTING, model.VMPhase.STARTING, model.VMPhase.READY)
@@ -29,7 +30,7 @@ _BOOTS_USED = 5
 
 
 def decide(
-    now: float, spec: model.ScalingSpec, vms: Sequence[model.VMState], memory: model.EngineMemory
+    now: float, spec: webappscaling.ScalingSpec, vms: Sequence[model.VMState], memory: model.EngineMemory
 ) -> model.Decision:
     """Decide what to do with the fleet at `now`. Pure: the same arguments give the same decision."""
     memory = _measure_boots(vms, memory)
@@ -53,18 +54,18 @@ def decide(
     memory = dataclasses.replace(memory, samples=samples, trend=trend)
 
     if spec.paused:
-        return _hold(current, memory, seen, averaged, predicted, model.Reason.PAUSED, "paused: no scale actions")
+        return _hold(current, memory, seen, averaged, predicted, Reason.PAUSED, "paused: no scale actions")
 
     message_demand = ""
     if spec.mode == "External":
         wanted = spec.replicas.desired if spec.replicas.desired is not None else current
         desired = min(max(wanted, spec.replicas.min), spec.replicas.max)
-        reason = model.Reason.EXTERNAL
+        reason = Reason.EXTERNAL
         message_demand = f"external desired {wanted}"
     elif averaged is None:
         bounded = normalize.out_of_range(current, spec.replicas)
         desired = bounded.replicas if bounded else current
-        reason = bounded.reason if bounded else model.Reason.FAILED_GET_METRICS
+        reason = bounded.reason if bounded else Reason.FAILED_GET_METRICS
         message_demand = f"no session metrics from {seen.missing} ready VMs"
     else:
         demand = active_demand(averaged, predicted, seen.draining_sessions)
@@ -82,7 +83,7 @@ def decide(
         desired, reason = result.replicas, result.reason
         ratio = recommend.usage_ratio(demand, current, target)
         if desired == current == proposal and current and abs(1.0 - ratio) <= spec.behavior.tolerance:
-            reason = model.Reason.WITHIN_TOLERANCE
+            reason = Reason.WITHIN_TOLERANCE
         memory = dataclasses.replace(memory, recommendations=result.recommendations)
         message_demand = _describe_demand(spec, averaged, predicted, seen.draining_sessions, current, target)
 
@@ -168,7 +169,12 @@ def active_demand(averaged: float, predicted: float | None, draining: float) -> 
 
 
 def _describe_demand(
-    spec: model.ScalingSpec, averaged: float, predicted: float | None, draining: float, current: int, target: float
+    spec: webappscaling.ScalingSpec,
+    averaged: float,
+    predicted: float | None,
+    draining: float,
+    current: int,
+    target: float,
 ) -> str:
     ma = spec.sessions.moving_average
     text = f"{ma.window_seconds} s {ma.kind.lower()} average {averaged:.0f} sessions"
@@ -190,7 +196,7 @@ def _hold(
     seen: observe.Observation,
     averaged: float | None,
     predicted: float | None,
-    reason: model.Reason,
+    reason: Reason,
     message: str,
 ) -> model.Decision:
     return model.Decision(
@@ -220,7 +226,7 @@ class _Actions:
     create_warm: int = 0
 
 
-def _act(now: float, spec: model.ScalingSpec, vms: Sequence[model.VMState], delta: int) -> _Actions:
+def _act(now: float, spec: webappscaling.ScalingSpec, vms: Sequence[model.VMState], delta: int) -> _Actions:
     """Turn a change of the count into actions on named VMs."""
     timeout = spec.scale_in.drain.timeout_seconds
     returned: tuple[str, ...] = ()

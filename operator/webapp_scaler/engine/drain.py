@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from webapp_scaler import model
+from webapp_scaler import model, webappscaling
 from webapp_scaler.engine import observe
 
 UNREADY = (model.VMPhase.CLONING, model.VMPhase.BOOTING, model.VMPhase.STARTING)
@@ -23,7 +23,7 @@ def _sessions_or_inf(vm: model.VMState) -> float:
 
 
 def choose_drain_victims(
-    vms: Sequence[model.VMState], count: int, order: model.ScaleInOrder = "FewestSessions"
+    vms: Sequence[model.VMState], count: int, order: webappscaling.ScaleInOrder = "FewestSessions"
 ) -> tuple[str, ...]:
     """Up to `count` Ready, unprotected VMs to remove, in the order the spec asks for (ties: newest)."""
     if count <= 0:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 
-from webapp_scaler import model
+from webapp_scaler import model, webappscaling
 
 
 def update_trend(
-    trend: model.Trend | None, *, value: float, at: float, spec: model.PredictionSpec, interval: float
+    trend: model.Trend | None, *, value: float, at: float, spec: webappscaling.PredictionSpec, interval: float
 ) -> model.Trend:
     """One Holt update. Smoothing factors are per `interval` and adjusted when samples come late."""
     if trend is None or not math.isfinite(trend.level) or not math.isfinite(trend.slope):
@@ -39,7 +39,9 @@ def damped_horizon(horizon_seconds: float, *, damping: float, interval: float) -
     return float(interval * damping * (1.0 - damping**steps) / (1.0 - damping))
 
 
-def forecast(trend: model.Trend, *, horizon_seconds: float, spec: model.PredictionSpec, interval: float) -> float:
+def forecast(
+    trend: model.Trend, *, horizon_seconds: float, spec: webappscaling.PredictionSpec, interval: float
+) -> float:
     """The session total expected `horizon_seconds` after the trend's last update (never negative)."""
     ahead = damped_horizon(horizon_seconds, damping=spec.damping, interval=interval)
     return max(0.0, trend.level + trend.slope * ahead)

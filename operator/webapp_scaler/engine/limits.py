@@ -12,13 +12,14 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
-from webapp_scaler import model
+from webapp_scaler import model, webappscaling
+from webapp_scaler.constants import Reason
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Limited:
     replicas: int
-    reason: model.Reason
+    reason: Reason
 
 
 def change_in_period(events: Sequence[model.ScaleEvent], now: float, period_seconds: int) -> int:
@@ -29,7 +30,7 @@ def change_in_period(events: Sequence[model.ScaleEvent], now: float, period_seco
 
 def scale_up_limit(
     current: int,
-    rules: model.ScalingRules,
+    rules: webappscaling.ScalingRules,
     *,
     now: float,
     up_events: Sequence[model.ScaleEvent],
@@ -53,7 +54,7 @@ def scale_up_limit(
 
 def scale_down_limit(
     current: int,
-    rules: model.ScalingRules,
+    rules: webappscaling.ScalingRules,
     *,
     now: float,
     up_events: Sequence[model.ScaleEvent],
@@ -81,8 +82,8 @@ def limit_rate(
     current: int,
     *,
     now: float,
-    replicas: model.ReplicasSpec,
-    behavior: model.BehaviorSpec,
+    replicas: webappscaling.ReplicasSpec,
+    behavior: webappscaling.BehaviorSpec,
     up_events: Sequence[model.ScaleEvent],
     down_events: Sequence[model.ScaleEvent],
 ) -> Limited:
@@ -93,9 +94,9 @@ def limit_rate(
             scale_up_limit(current, behavior.scale_up, now=now, up_events=up_events, down_events=down_events),
         )
         if replicas.max > up_limit:
-            allowed, reason = up_limit, model.Reason.SCALE_UP_LIMIT
+            allowed, reason = up_limit, Reason.SCALE_UP_LIMIT
         else:
-            allowed, reason = replicas.max, model.Reason.TOO_MANY_REPLICAS
+            allowed, reason = replicas.max, Reason.TOO_MANY_REPLICAS
         if desired > allowed:
             return Limited(allowed, reason)
     elif desired < current:
@@ -104,12 +105,12 @@ def limit_rate(
             scale_down_limit(current, behavior.scale_down, now=now, up_events=up_events, down_events=down_events),
         )
         if replicas.min < down_limit:
-            allowed, reason = down_limit, model.Reason.SCALE_DOWN_LIMIT
+            allowed, reason = down_limit, Reason.SCALE_DOWN_LIMIT
         else:
-            allowed, reason = replicas.min, model.Reason.TOO_FEW_REPLICAS
+            allowed, reason = replicas.min, Reason.TOO_FEW_REPLICAS
         if desired < allowed:
             return Limited(allowed, reason)
-    return Limited(desired, model.Reason.DESIRED_WITHIN_RANGE)
+    return Limited(desired, Reason.DESIRED_WITHIN_RANGE)
 
 
 def record_scale_event(
@@ -119,7 +120,7 @@ def record_scale_event(
     now: float,
     previous: int,
     new: int,
-    behavior: model.BehaviorSpec,
+    behavior: webappscaling.BehaviorSpec,
 ) -> tuple[tuple[model.ScaleEvent, ...], tuple[model.ScaleEvent, ...]]:
     """Remember a rescale for the rate policies, forgetting events older than the longest period."""
     longest = max((p.period_seconds for p in (*behavior.scale_up.policies, *behavior.scale_down.policies)), default=0)

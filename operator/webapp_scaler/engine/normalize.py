@@ -7,23 +7,24 @@ from __future__ import annotations
 
 import dataclasses
 
-from webapp_scaler import model
+from webapp_scaler import model, webappscaling
+from webapp_scaler.constants import Reason
 from webapp_scaler.engine import limits, stabilize
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Normalized:
     replicas: int
-    reason: model.Reason
+    reason: Reason
     recommendations: tuple[model.Recommendation, ...]
 
 
-def out_of_range(current: int, replicas: model.ReplicasSpec) -> Normalized | None:
+def out_of_range(current: int, replicas: webappscaling.ReplicasSpec) -> Normalized | None:
     """HPA moves a target outside [min, max] straight to the bound, before looking at metrics."""
     if current > replicas.max:
-        return Normalized(replicas.max, model.Reason.TOO_MANY_REPLICAS, ())
+        return Normalized(replicas.max, Reason.TOO_MANY_REPLICAS, ())
     if current < replicas.min:
-        return Normalized(replicas.min, model.Reason.TOO_FEW_REPLICAS, ())
+        return Normalized(replicas.min, Reason.TOO_FEW_REPLICAS, ())
     return None
 
 
@@ -32,8 +33,8 @@ def normalize(
     current: int,
     *,
     now: float,
-    replicas: model.ReplicasSpec,
-    behavior: model.BehaviorSpec,
+    replicas: webappscaling.ReplicasSpec,
+    behavior: webappscaling.BehaviorSpec,
     recommendations: tuple[model.Recommendation, ...],
     up_events: tuple[model.ScaleEvent, ...],
     down_events: tuple[model.ScaleEvent, ...],
@@ -64,5 +65,5 @@ def normalize(
     elif stable.replicas != proposal:
         reason = stable.reason
     else:
-        reason = model.Reason.DESIRED_WITHIN_RANGE
+        reason = Reason.DESIRED_WITHIN_RANGE
     return Normalized(limited.replicas, reason, stable.recommendations)

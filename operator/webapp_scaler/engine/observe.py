@@ -31,9 +31,7 @@ from webapp_scaler import model
 @dataclasses.dataclass(frozen=True, slots=True)
 class Observation:
     sessions: float | None  # the demand sample, None when nothing could be measured
-    reported: float  # valid counts summed (Ready + Draining)
-    ready: int
-    missing: int
+    missing: int  # Ready VMs without a usable count
     draining_sessions: float
 
 
@@ -65,13 +63,13 @@ def observe(vms: Sequence[model.VMState], *, target_per_vm: float, current: int)
     missing = ready - reporting
     reported = ready_sum + draining_sum
     if missing == 0:
-        return Observation(reported, reported, ready, 0, draining_sum)
+        return Observation(reported, 0, draining_sum)
     if reporting == 0:
-        return Observation(None, reported, ready, missing, draining_sum)
+        return Observation(None, missing, draining_sum)
     # The direction the reporting VMs point to, per reporting VM as HPA computes it.
     scale_down = ready_sum / (reporting * target_per_vm) < 1.0
     filled = reported + (missing * target_per_vm if scale_down else 0.0)
     neutral = current * target_per_vm + draining_sum
     if (scale_down and filled > neutral) or (not scale_down and filled < neutral):
         filled = neutral
-    return Observation(filled, reported, ready, missing, draining_sum)
+    return Observation(filled, missing, draining_sum)

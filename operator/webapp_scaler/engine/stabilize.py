@@ -11,12 +11,13 @@ import dataclasses
 from collections.abc import Sequence
 
 from webapp_scaler import model
+from webapp_scaler.constants import Reason
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Stabilized:
     replicas: int
-    reason: model.Reason  # ScaleUpStabilized or ScaleDownStabilized, meaningful only if replicas moved
+    reason: Reason  # ScaleUpStabilized or ScaleDownStabilized, meaningful only if replicas moved
     recommendations: tuple[model.Recommendation, ...]
 
 
@@ -40,7 +41,7 @@ def stabilize(
         if rec.at > down_cutoff:
             down = max(down, rec.replicas)
     replicas = min(max(current, up), down)
-    reason = model.Reason.SCALE_UP_STABILIZED if desired >= current else model.Reason.SCALE_DOWN_STABILIZED
+    reason = Reason.SCALE_UP_STABILIZED if desired >= current else Reason.SCALE_DOWN_STABILIZED
     oldest_useful = min(up_cutoff, down_cutoff)
     kept = tuple(r for r in recommendations if r.at > oldest_useful)
     return Stabilized(replicas, reason, (*kept, model.Recommendation(now, desired)))

@@ -3,78 +3,58 @@ session. The cookie is written for the three common controllers; each ignores th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from webapp_scaler import naming
 from webapp_scaler.resources.owner import common_labels, owner_reference
+from webapp_scaler.webappscaling import StickyCookieSpec, WebAppScaling
 
 
-def sticky_cookie_annotations(cookie: Mapping[str, Any]) -> dict[str, str]:
-    if not cookie.get("enabled", True):
+def sticky_cookie_annotations(cookie: StickyCookieSpec) -> dict[str, str]:
+    if not cookie.enabled:
         return {}
-    name = str(cookie.get("name", "WAS_STICKY"))
-    max_age = int(cookie.get("maxAgeSeconds", 0))
     annotations = {
         # ingress-nginx
         "nginx.ingress.kubernetes.io/affinity": "cookie",
         "nginx.ingress.kubernetes.io/affinity-mode": "persistent",
-        "nginx.ingress.kubernetes.io/session-cookie-name": name,
+        "nginx.ingress.kubernetes.io/session-cookie-name": cookie.name,
         # HAProxy Ingress (haproxy-ingress.github.io)
         "haproxy-ingress.github.io/affinity": "cookie",
-        "haproxy-ingress.github.io/session-cookie-name": name,
+        "haproxy-ingress.github.io/session-cookie-name": cookie.name,
         "haproxy-ingress.github.io/session-cookie-strategy": "insert",
         # HAProxy Kubernetes Ingress Controller (haproxy.org)
-        "haproxy.org/cookie-persistence": name,
+        "haproxy.org/cookie-persistence": cookie.name,
     }
-    if max_age > 0:
-        annotations["nginx.ingress.kubernetes.io/session-cookie-max-age"] = str(max_age)
-        annotations["nginx.ingress.kubernetes.io/session-cookie-expires"] = str(max_age)
+    if cookie.max_age_seconds > 0:
+        annotations["nginx.ingress.kubernetes.io/session-cookie-max-age"] = str(cookie.max_age_seconds)
+        annotations["nginx.ingress.kubernetes.io/session-cookie-expires"] = str(cookie.max_age_seconds)
     return annotations
 
 
-def build_ingress(owner: Mapping[str, Any]) -> dict[str, Any] | None:
+def build_ingress(owner: WebAppScaling) -> dict[str, Any] | None:
     """The Ingress manifest, or None when `spec.ingress.enabled` is false."""
-    meta, spec = owner["metadata"], owner["spec"]
-    ingress = spec.get("ingress") or {}
-    if not ingress.get("enabled", False):
+    spec = owner.spec
+    ingress = spec.workload.ingress
+    if not ingress.enabled:
         return None
-    service = spec.get("service") or {}
-    rule: dict[str, Any] = {
-        "http": {
-            "paths": [
-                {
-                    "path": ingress.get("path", "/"),
-                    "pathType": "Prefix",
-                    "backend": {
-                        "service": {
-                            "name": naming.service_name(meta["name"]),
-                            "port": {"number": service.get("port", 80)},
-                        }
-                    },
-                }
-            ]
-        }
-    }
-    if ingress.get("host"):
-        rule["host"] = ingress["host"]
+    backend = {"service": {"name": naming.service_name(owner.name), "port": {"number": spec.workload.service.port}}}
+    rule: dict[str, Any] = {"http": {"paths": [{"path": ingress.path, "pathType": "Prefix", "backend": backend}]}}
+    if ingress.host:
+        rule["host"] = ingress.host
     body: dict[str, Any] = {"rules": [rule]}
-    if ingress.get("className"):
-        body["ingressClassName"] = ingress["className"]
-    if ingress.get("tls"):
-        body["tls"] = [{"hosts": [ingress["host"]], "secretName": ingress["tls"]["secretName"]}]
-    annotations = {
-        **sticky_cookie_annotations(ingress.get("stickyCookie") or {}),
-        **(ingress.get("annotations") or {}),
-    }
+    if ingress.class_name:
+        body["ingressClassName"] = ingress.class_name
+    if ingress.tls_secret_name:
+        body["tls"] = [{"hosts": [ingress.host], "secretName": ingress.tls_secret_name}]
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
         "metadata": {
-            "name": naming.ingress_name(meta["name"]),
-            "namespace": meta["namespace"],
+            "name": naming.ingress_name(owner.name),
+            "namespace": owner.namespace,
             "labels": common_labels(owner),
-            "annotations": annotations,
+            # the user's annotations win over the generated ones
+            "annotations": {**sticky_cookie_annotations(ingress.sticky_cookie), **ingress.annotations},
             "ownerReferences": [owner_reference(owner)],
         },
         "spec": body,

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from webapp_scaler.constants import (
@@ -14,20 +13,19 @@ from webapp_scaler.constants import (
     LABEL_SCALING,
     MANAGED_BY,
 )
+from webapp_scaler.webappscaling import WebAppScaling
 
 
-def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
-    meta = owner["metadata"]
+def owner_reference(owner: WebAppScaling) -> dict[str, Any]:
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
-        "name": meta["name"],
-        "uid": meta["uid"],
+        "name": owner.name,
+        "uid": owner.uid,
         "controller": True,
         "blockOwnerDeletion": True,
     }
 
 
-def common_labels(owner: Mapping[str, Any]) -> dict[str, str]:
-    name = owner["metadata"]["name"]
-    return {LABEL_SCALING: name, LABEL_MANAGED_BY: MANAGED_BY, LABEL_PART_OF: name}
+def common_labels(owner: WebAppScaling) -> dict[str, str]:
+    return {LABEL_SCALING: owner.name, LABEL_MANAGED_BY: MANAGED_BY, LABEL_PART_OF: owner.name}

@@ -2,38 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from webapp_scaler import naming
 from webapp_scaler.constants import LABEL_SCALING
 from webapp_scaler.resources.owner import common_labels, owner_reference
+from webapp_scaler.webappscaling import WebAppScaling
 
 
-def build_service(owner: Mapping[str, Any]) -> dict[str, Any]:
-    meta, spec = owner["metadata"], owner["spec"].get("service") or {}
+def build_service(owner: WebAppScaling) -> dict[str, Any]:
+    wanted = owner.spec.workload.service
     service: dict[str, Any] = {
-        "type": spec.get("type", "ClusterIP"),
-        "selector": {LABEL_SCALING: meta["name"]},
-        "ports": [
-            {
-                "name": "http",
-                "protocol": "TCP",
-                "port": spec.get("port", 80),
-                "targetPort": spec.get("targetPort", 8080),
-            }
-        ],
+        "type": wanted.type,
+        "selector": {LABEL_SCALING: owner.name},
+        "ports": [{"name": "http", "protocol": "TCP", "port": wanted.port, "targetPort": wanted.target_port}],
         # in-memory sessions need the same VM for the same client
-        "sessionAffinity": spec.get("sessionAffinity", "ClientIP"),
+        "sessionAffinity": wanted.session_affinity,
     }
-    if service["sessionAffinity"] == "ClientIP" and "sessionAffinityTimeoutSeconds" in spec:
-        service["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": spec["sessionAffinityTimeoutSeconds"]}}
+    if wanted.session_affinity_timeout_seconds is not None:
+        service["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": wanted.session_affinity_timeout_seconds}}
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {
-            "name": naming.service_name(meta["name"]),
-            "namespace": meta["namespace"],
+            "name": naming.service_name(owner.name),
+            "namespace": owner.namespace,
             "labels": common_labels(owner),
             "ownerReferences": [owner_reference(owner)],
         },

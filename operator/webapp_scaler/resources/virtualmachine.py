@@ -9,7 +9,6 @@ the VMI and its virt-launcher pod, so the Service selecting LABEL_SCALING reache
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
 from typing import Any
 
 from webapp_scaler import naming
@@ -20,18 +19,18 @@ from webapp_scaler.constants import (
     LABEL_VM,
 )
 from webapp_scaler.resources.owner import common_labels, owner_reference
+from webapp_scaler.webappscaling import GoldenImageSpec, WebAppScaling
 
 
-def build_virtualmachine(owner: Mapping[str, Any], vm_name: str, *, warm: bool = False) -> dict[str, Any]:
-    """The VM manifest for `vm_name`, owned by `owner` (a WebAppScaling as read from the API)."""
-    spec = owner["spec"]
-    template = spec["vmTemplate"]
-    root_disk = template.get("rootDiskName", "rootdisk")
+def build_virtualmachine(owner: WebAppScaling, vm_name: str, *, warm: bool = False) -> dict[str, Any]:
+    """The VM manifest for `vm_name`, owned by `owner`."""
+    spec = owner.spec
+    template = spec.workload.vm_template
+    root_disk = template.root_disk_name
     dv_name = naming.root_datavolume_name(vm_name, root_disk)
     labels = {**common_labels(owner), LABEL_VM: vm_name}
-    template_meta = template.get("metadata") or {}
 
-    vmi_spec = copy.deepcopy(template["spec"])
+    vmi_spec = copy.deepcopy(dict(template.spec))
     domain = vmi_spec.setdefault("domain", {})
     devices = domain.setdefault("devices", {})
     # the root disk boots first; the user's other disks (cloud-init, data) keep their order after it
@@ -42,9 +41,8 @@ def build_virtualmachine(owner: Mapping[str, Any], vm_name: str, *, warm: bool =
     vmi_spec["volumes"] = [{"name": root_disk, "dataVolume": {"name": dv_name}}, *vmi_spec.get("volumes", [])]
     if "readinessProbe" not in vmi_spec:
         # a drained agent fails /readyz, which takes the VM out of the Service for new users
-        agent = spec.get("sessions", {}).get("agent", {})
         vmi_spec["readinessProbe"] = {
-            "httpGet": {"port": agent.get("port", 9100), "path": "/readyz"},
+            "httpGet": {"port": spec.scaling.sessions.agent.port, "path": "/readyz"},
             "periodSeconds": 2,
             "failureThreshold": 1,
         }
@@ -55,18 +53,18 @@ def build_virtualmachine(owner: Mapping[str, Any], vm_name: str, *, warm: bool =
         "kind": "VirtualMachine",
         "metadata": {
             "name": vm_name,
-            "namespace": owner["metadata"]["namespace"],
+            "namespace": owner.namespace,
             "labels": labels,
             "annotations": annotations,
             "ownerReferences": [owner_reference(owner)],
         },
         "spec": {
             "runStrategy": "Halted" if warm else "Always",
-            "dataVolumeTemplates": [build_root_datavolume_template(owner, dv_name, labels)],
+            "dataVolumeTemplates": [build_root_datavolume_template(spec.workload.golden_image, dv_name, labels)],
             "template": {
                 "metadata": {
-                    "labels": {**(template_meta.get("labels") or {}), **labels},
-                    "annotations": dict(template_meta.get("annotations") or {}),
+                    "labels": {**template.labels, **labels},
+                    "annotations": dict(template.annotations),
                 },
                 "spec": vmi_spec,
             },
@@ -74,25 +72,21 @@ def build_virtualmachine(owner: Mapping[str, Any], vm_name: str, *, warm: bool =
     }
 
 
-def build_root_datavolume_template(owner: Mapping[str, Any], dv_name: str, labels: Mapping[str, str]) -> dict[str, Any]:
+def build_root_datavolume_template(image: GoldenImageSpec, dv_name: str, labels: dict[str, str]) -> dict[str, Any]:
     """A CDI clone of the golden image: `source.pvc` for a DataVolume or PVC (a DataVolume's PVC has its
     name), `sourceRef` for a DataSource. Storage left unset is inferred by CDI from the source."""
-    image = owner["spec"]["goldenImage"]
-    namespace = image.get("namespace") or owner["metadata"]["namespace"]
-    kind = image.get("kind", "DataVolume")
     source: dict[str, Any]
-    if kind == "DataSource":
-        source = {"sourceRef": {"kind": "DataSource", "name": image["name"], "namespace": namespace}}
+    if image.kind == "DataSource":
+        source = {"sourceRef": {"kind": "DataSource", "name": image.name, "namespace": image.namespace}}
     else:
-        source = {"source": {"pvc": {"namespace": namespace, "name": image["name"]}}}
-    wanted = image.get("storage") or {}
+        source = {"source": {"pvc": {"namespace": image.namespace, "name": image.name}}}
     storage: dict[str, Any] = {}
-    if "size" in wanted:
-        storage["resources"] = {"requests": {"storage": str(wanted["size"])}}
-    if wanted.get("storageClassName"):
-        storage["storageClassName"] = wanted["storageClassName"]
-    if wanted.get("accessModes"):
-        storage["accessModes"] = list(wanted["accessModes"])
+    if image.storage.size is not None:
+        storage["resources"] = {"requests": {"storage": image.storage.size}}
+    if image.storage.storage_class_name:
+        storage["storageClassName"] = image.storage.storage_class_name
+    if image.storage.access_modes:
+        storage["accessModes"] = list(image.storage.access_modes)
     return {
         "metadata": {"name": dv_name, "labels": dict(labels)},
         "spec": {**source, "storage": storage},

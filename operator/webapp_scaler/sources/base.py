@@ -1,4 +1,4 @@
-"""The interface every session source implements, and what one reading looks like.
+"""The interfaces the reconciler talks to agents through, and what one reading looks like.
 
 A source never raises for one bad VM: each target gets its own `Reading` with either a count or an
 error, so one dead agent cannot hide the others (and all of them failing is visible as such, never
@@ -26,7 +26,21 @@ class Reading:
     seconds: float  # how long the scrape took
 
 
+class DrainError(RuntimeError):
+    """A drain (or return-to-service) request an agent did not accept; the message says why."""
+
+
 class SessionSource(Protocol):
+    """Reads the session counts of a round's VMs (`agent_http.AgentHTTPSource` over each agent's /metrics)."""
+
     async def read(self, targets: Sequence[Target], *, metric: str, scrape_timeout: float) -> list[Reading]:
         """One reading per target, in the same order, after every fetch finished or timed out."""
+        ...
+
+
+class DrainControl(Protocol):
+    """Tells one VM's agent to refuse new sessions or to take them again (`drain_client.AgentDrainClient`)."""
+
+    async def set_draining(self, url: str, *, draining: bool, token: str | None, request_timeout: float) -> None:
+        """Idempotent on the agent; raises `DrainError` with what went wrong."""
         ...

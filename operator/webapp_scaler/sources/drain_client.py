@@ -10,24 +10,24 @@ import asyncio
 
 import aiohttp
 
+from webapp_scaler.sources.base import DrainError
 
-class DrainError(RuntimeError):
-    pass
+__all__ = ["AgentDrainClient", "DrainError"]
 
 
-async def set_draining(
-    session: aiohttp.ClientSession, url: str, *, draining: bool, token: str | None, request_timeout: float
-) -> int | None:
-    """Start (or cancel) the drain; returns the agent's remaining active sessions when it reports them."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    method = "POST" if draining else "DELETE"
-    try:
-        request = session.request(method, url, headers=headers)
-        async with asyncio.timeout(request_timeout), request as response:
-            if response.status >= 300:
-                raise DrainError(f"{method} {url}: HTTP {response.status} {(await response.text())[:200]}")
-            report = await response.json(content_type=None)
-    except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as error:
-        raise DrainError(f"{method} {url}: {type(error).__name__}: {error}") from error
-    remaining = report.get("active_sessions") if isinstance(report, dict) else None
-    return int(remaining) if isinstance(remaining, int | float) else None
+class AgentDrainClient:
+    """`base.DrainControl` over HTTP, sharing the operator's one client session."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def set_draining(self, url: str, *, draining: bool, token: str | None, request_timeout: float) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        method = "POST" if draining else "DELETE"
+        try:
+            request = self.session.request(method, url, headers=headers)
+            async with asyncio.timeout(request_timeout), request as response:
+                if response.status >= 300:
+                    raise DrainError(f"{method} {url}: HTTP {response.status} {(await response.text())[:200]}")
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            raise DrainError(f"{method} {url}: {type(error).__name__}: {error}") from error

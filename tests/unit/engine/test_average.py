@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from webapp_scaler import model
+from webapp_scaler import model, webappscaling
 from webapp_scaler.engine import average
 
 NOW = 1_000.0
@@ -38,10 +38,10 @@ def test_exponential_average_weighs_recent_samples_more() -> None:
 def test_no_sample_in_window_is_no_average() -> None:
     old = (model.Sample(NOW - 500, 10),)
     assert average.simple_moving_average(old, NOW, 120) is None
-    assert average.moving_average((), NOW, model.MovingAverageSpec("Exponential", 60)) is None
+    assert average.moving_average((), NOW, webappscaling.MovingAverageSpec("Exponential", 60)) is None
 
 
 def test_constant_load_averages_to_itself_in_both_kinds() -> None:
     flat = tuple(model.Sample(NOW - 15 * i, 250.0) for i in range(10))
     for kind in ("Simple", "Exponential"):
-        assert average.moving_average(flat, NOW, model.MovingAverageSpec(kind, 120)) == pytest.approx(250.0)
+        assert average.moving_average(flat, NOW, webappscaling.MovingAverageSpec(kind, 120)) == pytest.approx(250.0)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from webapp_scaler import model
+from webapp_scaler import model, webappscaling
+from webapp_scaler.constants import Reason
 from webapp_scaler.engine import decide
 
 NOW = 100_000.0
@@ -18,10 +19,10 @@ R, D, W, B, F = (
 EMPTY = model.EngineMemory()
 
 
-def spec(**fields: Any) -> model.ScalingSpec:
+def spec(**fields: Any) -> webappscaling.ScalingSpec:
     raw: dict[str, Any] = {"replicas": {"min": 1, "max": 50}, "prediction": {"enabled": False}}
     raw.update(fields)
-    return model.ScalingSpec.from_spec(raw)
+    return webappscaling.ScalingSpec.from_spec(raw)
 
 
 def vm(name: str, phase: model.VMPhase = R, sessions: float | None = None, **kw: Any) -> model.VMState:
@@ -32,7 +33,7 @@ def test_scale_up_clones_and_explains() -> None:
     vms = [vm(f"vm-{i}", sessions=137) for i in range(3)]
     d = decide.decide(NOW, spec(), vms, EMPTY)
     assert (d.desired, d.create, d.start, d.drain, d.delete) == (6, 3, (), (), ())
-    assert d.reason is model.Reason.DESIRED_WITHIN_RANGE
+    assert d.reason is Reason.DESIRED_WITHIN_RANGE
     expected = "scaled up 3→6: 120 s simple average 411 sessions > 3 VMs × 80 target (+71 %)"
     assert d.message.startswith(expected)
     assert d.memory.scale_up_events == (model.ScaleEvent(NOW, 3),)
@@ -41,7 +42,7 @@ def test_scale_up_clones_and_explains() -> None:
 def test_scale_up_is_rate_limited() -> None:
     vms = [vm("vm-0", sessions=800)]
     d = decide.decide(NOW, spec(), vms, EMPTY)
-    assert (d.desired, d.create, d.reason) == (5, 4, model.Reason.SCALE_UP_LIMIT)
+    assert (d.desired, d.create, d.reason) == (5, 4, Reason.SCALE_UP_LIMIT)
 
 
 def test_draining_vms_come_back_before_warm_vms_start_before_clones() -> None:
@@ -82,7 +83,7 @@ def test_scale_down_waits_for_the_stabilization_window() -> None:
     memory = decide.decide(NOW - 30, s, vms, EMPTY).memory
     quiet = [vm(f"vm-{i}", sessions=10) for i in range(4)]
     d = decide.decide(NOW, s, quiet, memory)
-    assert (d.desired, d.drain, d.reason) == (4, (), model.Reason.SCALE_DOWN_STABILIZED)
+    assert (d.desired, d.drain, d.reason) == (4, (), Reason.SCALE_DOWN_STABILIZED)
     later = decide.decide(NOW + 30, s, quiet, d.memory)
     assert later.desired == 1
     assert len(later.drain) == 3
@@ -113,21 +114,21 @@ def test_missing_metrics_hold_the_count() -> None:
     d = decide.decide(NOW, spec(), vms, EMPTY)
     assert (d.desired, d.create, d.drain) == (2, 0, ())
     assert d.delete == ("gone",)
-    assert d.reason is model.Reason.FAILED_GET_METRICS
+    assert d.reason is Reason.FAILED_GET_METRICS
     assert d.average_sessions is None
 
 
 def test_paused_does_nothing_but_still_averages() -> None:
     vms = [vm("a", sessions=500), vm("empty", D, sessions=0, draining_since=NOW)]
     d = decide.decide(NOW, spec(paused=True), vms, EMPTY)
-    assert (d.desired, d.acts, d.reason) == (1, False, model.Reason.PAUSED)
+    assert (d.desired, d.acts, d.reason) == (1, False, Reason.PAUSED)
     assert d.average_sessions == 500
 
 
 def test_external_mode_follows_the_scale_subresource() -> None:
     vms = [vm("a", sessions=500), vm("b", sessions=0)]
     d = decide.decide(NOW, spec(mode="External", replicas={"min": 1, "max": 10, "desired": 1}), vms, EMPTY)
-    assert (d.desired, d.drain, d.reason) == (1, ("b",), model.Reason.EXTERNAL)
+    assert (d.desired, d.drain, d.reason) == (1, ("b",), Reason.EXTERNAL)
 
 
 def test_prediction_provisions_ahead_of_a_ramp() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webapp_scaler import model
+from webapp_scaler import model, webappscaling
 from webapp_scaler.engine import drain
 
 NOW = 10_000.0
@@ -43,7 +43,7 @@ FLEET = [
         pytest.param("FewestSessions", 0, (), id="none"),
     ],
 )
-def test_victims(order: model.ScaleInOrder, count: int, expected: tuple[str, ...]) -> None:
+def test_victims(order: webappscaling.ScaleInOrder, count: int, expected: tuple[str, ...]) -> None:
     assert drain.choose_drain_victims(FLEET, count, order) == expected
 
 

@@ -8,7 +8,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webapp_scaler import model
+from webapp_scaler import model, webappscaling
 from webapp_scaler.engine import decide
 
 NOW = 50_000.0
@@ -39,7 +39,7 @@ def vms(draw: st.DrawFn) -> list[model.VMState]:
 
 
 @st.composite
-def specs(draw: st.DrawFn) -> model.ScalingSpec:
+def specs(draw: st.DrawFn) -> webappscaling.ScalingSpec:
     low = draw(st.integers(0, 10))
     raw = {
         "mode": draw(st.sampled_from(["Sessions", "Sessions", "External"])),
@@ -53,10 +53,10 @@ def specs(draw: st.DrawFn) -> model.ScalingSpec:
         "warmPool": {"size": draw(st.integers(0, 3))},
         "prediction": {"enabled": draw(st.booleans())},
     }
-    return model.ScalingSpec.from_spec(raw)
+    return webappscaling.ScalingSpec.from_spec(raw)
 
 
-def run(spec: model.ScalingSpec, history: list[list[model.VMState]]) -> list[model.Decision]:
+def run(spec: webappscaling.ScalingSpec, history: list[list[model.VMState]]) -> list[model.Decision]:
     memory = model.EngineMemory()
     out = []
     for step, fleet in enumerate(history):
@@ -68,7 +68,7 @@ def run(spec: model.ScalingSpec, history: list[list[model.VMState]]) -> list[mod
 
 @settings(max_examples=150, deadline=None)
 @given(spec=specs(), history=st.lists(vms(), min_size=1, max_size=5))
-def test_desired_stays_within_min_and_max(spec: model.ScalingSpec, history: list[list[model.VMState]]) -> None:
+def test_desired_stays_within_min_and_max(spec: webappscaling.ScalingSpec, history: list[list[model.VMState]]) -> None:
     for d in run(spec, history):
         assert spec.replicas.min <= d.desired <= spec.replicas.max
 
@@ -76,7 +76,7 @@ def test_desired_stays_within_min_and_max(spec: model.ScalingSpec, history: list
 @settings(max_examples=150, deadline=None)
 @given(spec=specs(), history=st.lists(vms(), min_size=1, max_size=5))
 def test_no_vm_with_sessions_is_deleted_before_its_drain_timeout(
-    spec: model.ScalingSpec, history: list[list[model.VMState]]
+    spec: webappscaling.ScalingSpec, history: list[list[model.VMState]]
 ) -> None:
     timeout = spec.scale_in.drain.timeout_seconds
     for step, (fleet, d) in enumerate(zip(history, run(spec, history), strict=True)):
@@ -93,7 +93,7 @@ def test_no_vm_with_sessions_is_deleted_before_its_drain_timeout(
 
 @settings(max_examples=60, deadline=None)
 @given(spec=specs(), history=st.lists(vms(), min_size=1, max_size=4))
-def test_same_inputs_same_decisions(spec: model.ScalingSpec, history: list[list[model.VMState]]) -> None:
+def test_same_inputs_same_decisions(spec: webappscaling.ScalingSpec, history: list[list[model.VMState]]) -> None:
     first = run(spec, history)
     second = run(spec, history)
     assert [(d.desired, d.create, d.start, d.drain, d.delete, d.message) for d in first] == [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from webapp_scaler import model
+from webapp_scaler.constants import Reason
 from webapp_scaler.engine import stabilize
 
 NOW = 10_000.0
@@ -18,18 +19,14 @@ def recs(*pairs: tuple[float, int]) -> tuple[model.Recommendation, ...]:
 @pytest.mark.parametrize(
     ("history", "desired", "current", "up", "down", "expected", "reason"),
     [
-        pytest.param((), 4, 8, 0, 300, 4, model.Reason.SCALE_DOWN_STABILIZED, id="empty-history-follows"),
-        pytest.param(
-            recs((200, 8), (100, 6)), 4, 8, 0, 300, 8, model.Reason.SCALE_DOWN_STABILIZED, id="down-holds-max"
-        ),
-        pytest.param(
-            recs((200, 6), (100, 5)), 4, 8, 0, 300, 6, model.Reason.SCALE_DOWN_STABILIZED, id="down-to-window-max"
-        ),
-        pytest.param(recs((300, 8)), 4, 8, 0, 300, 4, model.Reason.SCALE_DOWN_STABILIZED, id="cutoff-excluded"),
-        pytest.param(recs((299, 8)), 4, 8, 0, 300, 8, model.Reason.SCALE_DOWN_STABILIZED, id="inside-window"),
-        pytest.param(recs((30, 5)), 9, 4, 60, 300, 5, model.Reason.SCALE_UP_STABILIZED, id="up-holds-min"),
-        pytest.param(recs((30, 3)), 9, 4, 60, 300, 4, model.Reason.SCALE_UP_STABILIZED, id="up-never-below-current"),
-        pytest.param(recs((30, 5)), 9, 4, 0, 300, 9, model.Reason.SCALE_UP_STABILIZED, id="zero-up-window"),
+        pytest.param((), 4, 8, 0, 300, 4, Reason.SCALE_DOWN_STABILIZED, id="empty-history-follows"),
+        pytest.param(recs((200, 8), (100, 6)), 4, 8, 0, 300, 8, Reason.SCALE_DOWN_STABILIZED, id="down-holds-max"),
+        pytest.param(recs((200, 6), (100, 5)), 4, 8, 0, 300, 6, Reason.SCALE_DOWN_STABILIZED, id="down-to-window-max"),
+        pytest.param(recs((300, 8)), 4, 8, 0, 300, 4, Reason.SCALE_DOWN_STABILIZED, id="cutoff-excluded"),
+        pytest.param(recs((299, 8)), 4, 8, 0, 300, 8, Reason.SCALE_DOWN_STABILIZED, id="inside-window"),
+        pytest.param(recs((30, 5)), 9, 4, 60, 300, 5, Reason.SCALE_UP_STABILIZED, id="up-holds-min"),
+        pytest.param(recs((30, 3)), 9, 4, 60, 300, 4, Reason.SCALE_UP_STABILIZED, id="up-never-below-current"),
+        pytest.param(recs((30, 5)), 9, 4, 0, 300, 9, Reason.SCALE_UP_STABILIZED, id="zero-up-window"),
     ],
 )
 def test_windows(
@@ -39,7 +36,7 @@ def test_windows(
     up: int,
     down: int,
     expected: int,
-    reason: model.Reason,
+    reason: Reason,
 ) -> None:
     result = stabilize.stabilize(
         history, now=NOW, desired=desired, current=current, up_window_seconds=up, down_window_seconds=down

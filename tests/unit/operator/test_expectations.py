@@ -21,6 +21,17 @@ def test_created_vm_counts_until_the_index_shows_it() -> None:
     assert e.created == {}
 
 
+def test_a_created_warm_vm_is_warm_not_cloning_capacity() -> None:
+    e = Expectations(ttl=30)
+    e.created_warm["shop-w"] = 100.0
+    assert [(s.name, s.phase) for s in e.apply([state("shop-a")], 101.0)] == [
+        ("shop-a", VMPhase.READY),
+        ("shop-w", VMPhase.WARM),
+    ]
+    e.apply([state("shop-a"), state("shop-w", VMPhase.WARM)], 102.0)
+    assert e.created_warm == {}
+
+
 def test_deleted_vm_disappears_at_once_and_the_entry_goes_with_it() -> None:
     e = Expectations()
     e.deleted["shop-a"] = 100.0

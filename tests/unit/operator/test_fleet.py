@@ -6,8 +6,18 @@ from typing import Any
 
 import pytest
 
-from webapp_scaler import model
-from webapp_scaler.fleet import Fleet, agent_url, dv_record, format_time, parse_time, vm_record, vmi_record
+from webapp_scaler import model, webappscaling
+from webapp_scaler.fleet import (
+    Fleet,
+    agent_url,
+    dv_record,
+    format_time,
+    parse_time,
+    scrape_targets,
+    vm_record,
+    vmi_record,
+    with_sessions,
+)
 from webapp_scaler.model import VMPhase
 from webapp_scaler.sources.base import Reading
 
@@ -81,21 +91,26 @@ def test_phase(vm_body: dict, vmi_body: dict | None, dv_body: dict | None, phase
     fleet = Fleet.of(
         [vm_record(vm_body)], [vmi_record(vmi_body)] if vmi_body else [], [dv_record(dv_body)] if dv_body else []
     )
-    assert fleet.phases() == {"shop-a": phase}
+    assert [(s.name, s.phase) for s in fleet.states()] == [("shop-a", phase)]
 
 
-def test_states_carry_sessions_times_and_protection() -> None:
+def test_states_carry_sessions_times_addresses_and_protection() -> None:
     fleet = Fleet.of(
         [vm_record(vm("shop-a")), vm_record(vm("shop-b", annotations={**DRAIN, "webappscaler.io/protected": "true"}))],
         [vmi_record(vmi("shop-a")), vmi_record(vmi("shop-b", ready=False, ip="10.0.0.6"))],
         [dv_record(dv("shop-a-rootdisk")), dv_record(dv("shop-b-rootdisk"))],
     )
     readings = [Reading("shop-a", 12.0, None, 0.01), Reading("shop-b", None, "timed out", 5.0)]
-    a, b = fleet.states(readings)
+    a, b = with_sessions(fleet.states(), readings)
     assert a == model.VMState(
-        name="shop-a", phase=VMPhase.READY, created_at=parse_time(T0), ready_at=parse_time(T0), sessions=12.0
+        name="shop-a",
+        phase=VMPhase.READY,
+        created_at=parse_time(T0),
+        ready_at=parse_time(T0),
+        sessions=12.0,
+        ip="10.0.0.5",
     )
-    assert b.phase == VMPhase.DRAINING and b.protected and b.sessions is None
+    assert b.phase == VMPhase.DRAINING and b.protected and b.sessions is None and b.ip == "10.0.0.6"
     assert b.draining_since == pytest.approx(parse_time("2026-11-27T07:05:00.25Z"))
 
 
@@ -109,7 +124,7 @@ def test_scrape_targets_are_ready_and_draining_vms_with_an_address() -> None:
         ],
         [dv_record(dv(f"shop-{x}-rootdisk")) for x in "abc"],
     )
-    targets = fleet.scrape_targets(model.AgentSpec(port=9100, path="/metrics"))
+    targets = scrape_targets(fleet.states(), webappscaling.AgentSpec(port=9100, path="/metrics"))
     assert [(t.vm, t.url) for t in targets] == [
         ("shop-a", "http://10.0.0.5:9100/metrics"),
         ("shop-b", "http://[fd00::7]:9100/metrics"),

@@ -11,10 +11,12 @@ import yaml
 
 from tests.conftest import REPO
 from tests.unit.resources.published_schema import cdi_errors, kubevirt_errors
+from webapp_scaler import webappscaling
 from webapp_scaler.resources import build_virtualmachine
 
 
-def owner(spec_overrides: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
+def owner(spec_overrides: dict[str, Any] | None = None, **spec: Any) -> webappscaling.WebAppScaling:
+    """A WebAppScaling as the builders get it: parsed, with these spec fields replaced."""
     base: dict[str, Any] = {
         "apiVersion": "webappscaler.io/v1alpha1",
         "kind": "WebAppScaling",
@@ -27,16 +29,16 @@ def owner(spec_overrides: dict[str, Any] | None = None, **spec: Any) -> dict[str
     }
     base["spec"].update(copy.deepcopy(spec_overrides or {}))
     base["spec"].update(spec)
-    return base
+    return webappscaling.parse_valid(base)
 
 
-def example_owners() -> list[tuple[str, dict[str, Any]]]:
+def example_owners() -> list[tuple[str, webappscaling.WebAppScaling]]:
     found = []
     for path in sorted((REPO / "manifests" / "examples").glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc["kind"] == "WebAppScaling":
                 doc["metadata"].update(namespace="prod", uid="0f6c2c2e-1111-2222-3333-444455556666")
-                found.append((path.stem, doc))
+                found.append((path.stem, webappscaling.parse_valid(doc)))
     return found
 
 
@@ -55,7 +57,7 @@ CLOUD_INIT = {
     "terminationGracePeriodSeconds": 30,
 }
 
-VARIATIONS: list[tuple[str, dict[str, Any], bool]] = [
+VARIATIONS: list[tuple[str, webappscaling.WebAppScaling, bool]] = [
     ("datavolume-source", owner(), False),
     ("pvc-source", owner(goldenImage={"kind": "PersistentVolumeClaim", "name": "disk"}), False),
     (
@@ -92,8 +94,10 @@ VARIATIONS: list[tuple[str, dict[str, Any], bool]] = [
 
 
 @pytest.mark.parametrize(("scaling", "warm"), [(o, w) for _, o, w in VARIATIONS], ids=[i for i, _, _ in VARIATIONS])
-def test_vm_validates_against_published_kubevirt_and_cdi_definitions(scaling: dict[str, Any], warm: bool) -> None:
-    vm = build_virtualmachine(scaling, f"{scaling['metadata']['name']}-abcde", warm=warm)
+def test_vm_validates_against_published_kubevirt_and_cdi_definitions(
+    scaling: webappscaling.WebAppScaling, warm: bool
+) -> None:
+    vm = build_virtualmachine(scaling, f"{scaling.name}-abcde", warm=warm)
     assert kubevirt_errors("v1.VirtualMachine", vm) == []
     for template in vm["spec"]["dataVolumeTemplates"]:
         datavolume = {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume", **template}
@@ -168,6 +172,7 @@ def test_default_readiness_probe_follows_the_agent_and_a_given_one_is_kept() -> 
 
 def test_builder_does_not_mutate_its_input() -> None:
     scaling = owner(vmTemplate={"spec": CLOUD_INIT})
-    before = copy.deepcopy(scaling)
+    before = copy.deepcopy(scaling.spec.workload.vm_template.spec)
     build_virtualmachine(scaling, "shop-a")
-    assert scaling == before
+    build_virtualmachine(scaling, "shop-b")
+    assert scaling.spec.workload.vm_template.spec == before == CLOUD_INIT

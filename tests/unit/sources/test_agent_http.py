@@ -11,7 +11,7 @@ from aiohttp import web
 
 from webapp_scaler.sources.agent_http import AgentHTTPSource
 from webapp_scaler.sources.base import Target
-from webapp_scaler.sources.drain_client import DrainError, set_draining
+from webapp_scaler.sources.drain_client import AgentDrainClient, DrainError
 from webapp_scaler.sources.prometheus_text import MetricError, session_count
 
 METRIC = "webapp_active_sessions"
@@ -148,12 +148,13 @@ async def test_drain_client_speaks_the_agents_contract() -> None:
     url = f"http://127.0.0.1:{runner.addresses[0][1]}/drain"
     try:
         async with aiohttp.ClientSession() as session:
-            assert await set_draining(session, url, draining=True, token="s3cret", request_timeout=2) == 7
-            assert await set_draining(session, url, draining=False, token="s3cret", request_timeout=2) == 7
+            client = AgentDrainClient(session)
+            await client.set_draining(url, draining=True, token="s3cret", request_timeout=2)
+            await client.set_draining(url, draining=False, token="s3cret", request_timeout=2)
             with pytest.raises(DrainError, match="HTTP 401"):
-                await set_draining(session, url, draining=True, token="wrong", request_timeout=2)
+                await client.set_draining(url, draining=True, token="wrong", request_timeout=2)
             with pytest.raises(DrainError, match="ClientConnectorError"):
-                await set_draining(session, "http://127.0.0.1:9/drain", draining=True, token=None, request_timeout=2)
+                await client.set_draining("http://127.0.0.1:9/drain", draining=True, token=None, request_timeout=2)
     finally:
         await runner.cleanup()
     assert [m for m, _ in calls] == ["POST", "DELETE", "POST"]

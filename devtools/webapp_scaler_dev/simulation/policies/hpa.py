@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from webapp_scaler import model
+from webapp_scaler import model, webappscaling
 from webapp_scaler.engine import limits, normalize
 from webapp_scaler_dev.simulation import fleet as sim_fleet
 from webapp_scaler_dev.simulation import settings as sim_settings
@@ -59,8 +59,8 @@ class Hpa:
 
     def __init__(self, settings: sim_settings.SimulationSettings) -> None:
         self.settings = settings
-        self.replicas = model.ReplicasSpec(min=settings.min_replicas, max=settings.max_replicas)
-        self.behavior = model.HPA_BEHAVIOR
+        self.replicas = webappscaling.ReplicasSpec(min=settings.min_replicas, max=settings.max_replicas)
+        self.behavior = webappscaling.HPA_BEHAVIOR
         self.desired = settings.min_replicas
         self.recommendations: tuple[model.Recommendation, ...] = ()
         self.up_events: tuple[model.ScaleEvent, ...] = ()

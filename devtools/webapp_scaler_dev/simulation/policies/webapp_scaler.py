@@ -3,7 +3,7 @@ on what an operator can read, its decision applied as the operator would (no sec
 
 from __future__ import annotations
 
-from webapp_scaler import model
+from webapp_scaler import model, webappscaling
 from webapp_scaler.engine import decide
 from webapp_scaler_dev.simulation import fleet as sim_fleet
 from webapp_scaler_dev.simulation import settings as sim_settings
@@ -12,8 +12,10 @@ from webapp_scaler_dev.simulation import settings as sim_settings
 class WebAppScaler:
     name = "webapp-scaler"
 
-    def __init__(self, settings: sim_settings.SimulationSettings, spec: model.ScalingSpec | None = None) -> None:
-        self.spec = spec or model.ScalingSpec.from_spec(
+    def __init__(
+        self, settings: sim_settings.SimulationSettings, spec: webappscaling.ScalingSpec | None = None
+    ) -> None:
+        self.spec = spec or webappscaling.ScalingSpec.from_spec(
             {
                 "replicas": {"min": settings.min_replicas, "max": settings.max_replicas},
                 "sessions": {"targetPerVM": settings.target_per_vm},
