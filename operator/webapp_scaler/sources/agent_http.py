@@ -43,7 +43,9 @@ class AgentHTTPSource:
         return Reading(target.vm, sessions, None, time.monotonic() - started)
 
     async def _fetch(self, url: str) -> str:
-        async with self.session.get(url, headers={"Accept": "text/plain"}) as response:
+        # never follow a redirect: a VM must not point the operator at another address (its own loopback,
+        # another tenant's agent); a 3xx is an error of that VM
+        async with self.session.get(url, headers={"Accept": "text/plain"}, allow_redirects=False) as response:
             if response.status != 200:
                 raise MetricError(f"HTTP {response.status} from {url}")
             if (response.content_length or 0) > self.max_body:

@@ -25,7 +25,8 @@ class AgentDrainClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         method = "POST" if draining else "DELETE"
         try:
-            request = self.session.request(method, url, headers=headers)
+            # never follow a redirect: the bearer token goes to the VM's own address and nowhere else
+            request = self.session.request(method, url, headers=headers, allow_redirects=False)
             async with asyncio.timeout(request_timeout), request as response:
                 if response.status >= 300:
                     raise DrainError(f"{method} {url}: HTTP {response.status} {(await response.text())[:200]}")

@@ -41,6 +41,13 @@ async def huge(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def redirect_to(location: str, status: int) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=status, headers={"Location": location})
+
+    return handler
+
+
 ROUTES: dict[str, Handler] = {
     "/good": text(GOOD),
     "/labelled": text(f'{METRIC}{{context="/shop"}} 10\n{METRIC}{{context="/admin"}} 3\n'),
@@ -53,6 +60,9 @@ ROUTES: dict[str, Handler] = {
     "/error": text("boom", status=500),
     "/slow": slow,
     "/huge": huge,
+    # a VM pointing the scrape elsewhere: at a metric that would scale to max, on the same server
+    "/redirect": redirect_to("/elsewhere", 302),
+    "/elsewhere": text(f"{METRIC} 999\n"),
 }
 
 
@@ -90,6 +100,7 @@ async def source() -> AsyncIterator[AgentHTTPSource]:
         ("/error", None, "HTTP 500"),
         ("/slow", None, "timed out after 0.5 s"),
         ("/huge", None, "larger than 1048576 bytes"),
+        ("/redirect", None, "HTTP 302"),  # never followed
     ],
     ids=lambda v: str(v),
 )
@@ -158,3 +169,35 @@ async def test_drain_client_speaks_the_agents_contract() -> None:
     finally:
         await runner.cleanup()
     assert [m for m, _ in calls] == ["POST", "DELETE", "POST"]
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE"])
+async def test_drain_requests_never_follow_a_redirect(method: str) -> None:
+    """A VM answering 307 must not make the operator send its drain request, with the bearer token, to
+    another address."""
+    elsewhere: list[str | None] = []
+
+    async def redirect(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=307, headers={"Location": "/stolen"})
+
+    async def stolen(request: web.Request) -> web.StreamResponse:
+        elsewhere.append(request.headers.get("Authorization"))
+        return web.json_response({"draining": True})
+
+    app = web.Application()
+    app.router.add_route("*", "/drain", redirect)
+    app.router.add_route("*", "/stolen", stolen)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/drain"
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(DrainError, match="HTTP 307"):
+                await AgentDrainClient(session).set_draining(
+                    url, draining=method == "POST", token="s3cret", request_timeout=2
+                )
+    finally:
+        await runner.cleanup()
+    assert elsewhere == []
