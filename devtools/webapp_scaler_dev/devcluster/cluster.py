@@ -33,7 +33,8 @@ from webapp_scaler_dev.devcluster.binaries import Binaries
 from webapp_scaler_dev.processes import die_with_parent, free_port, stop
 
 # Controllers that a test bed for an operator needs: ownerReference garbage collection, namespace
-# deletion, default service accounts and their tokens, and EndpointSlices for Services.
+# deletion, default service accounts and their tokens, EndpointSlices for Services, and the type check
+# of ValidatingAdmissionPolicies (it writes their status.typeChecking).
 CONTROLLERS = (
     "garbage-collector-controller",
     "namespace-controller",
@@ -42,6 +43,7 @@ CONTROLLERS = (
     "endpointslice-controller",
     "endpointslice-mirroring-controller",
     "root-ca-certificate-publisher-controller",
+    "validatingadmissionpolicy-status-controller",
 )
 SERVICE_CIDR = "10.96.0.0/16"  # allocation range for ClusterIPs only; nothing is routed to it
 
