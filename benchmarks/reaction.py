@@ -101,7 +101,9 @@ def main() -> int:
         cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([golden, webappscaling(args.scrape_interval)]))
         kubernetes.config.load_kube_config(str(cluster.kubeconfig))
         api = kubernetes.client.CustomObjectsApi()
+        # pushed from outside the VM's network namespace, hence --push-allow-remote
         guest = "{bin}/session-agent --source push --metrics-listen {ip}:9100 --push-stale-after 3600"
+        guest += " --push-allow-remote"
         with run_in_background(
             cluster.kubeconfig,
             workdir=work / "emulator",
@@ -112,6 +114,7 @@ def main() -> int:
             probe_period=0.3,
             guest_command=[guest],
             guest_port=[9100],
+            network="netns",  # the operator talks only to addresses a virt-launcher pod confirms
         ):
             env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
             argv = [sys.executable, "-m", "webapp_scaler.cli", "operator", "--standalone", "-n", NAMESPACE]

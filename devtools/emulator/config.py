@@ -50,6 +50,7 @@ class EmulatorConfig:
     log_level: str = "info"
 
     def guest_argvs(self, values: dict[str, str]) -> list[list[str]]:
-        """The guest's commands with `{ip}`, `{vm}`, `{namespace}`, `{bin}`, `{python}` filled in."""
+        """The guest's commands with `{ip}`, `{vm}`, `{namespace}`, `{volumes}`, `{bin}`, `{python}` filled in
+        (`{volumes}/<volume>/<key>`: the keys of the VMI's Secret volumes)."""
         values = {"bin": str(Path(sys.executable).parent), "python": sys.executable, **values}
         return [[part.format(**values) for part in shlex.split(command)] for command in self.guest_commands]

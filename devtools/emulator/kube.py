@@ -46,6 +46,7 @@ DATASOURCE = Kind("DataSource", "cdi.kubevirt.io", "v1beta1", "datasources")
 POD = Kind("Pod", "", "v1", "pods", core_name="pod")
 PVC = Kind("PersistentVolumeClaim", "", "v1", "persistentvolumeclaims", core_name="persistent_volume_claim")
 NODE = Kind("Node", "", "v1", "nodes", core_name="node", namespaced=False)
+SECRET = Kind("Secret", "", "v1", "secrets", core_name="secret")
 
 
 def not_found(error: ApiException) -> bool:

@@ -10,11 +10,13 @@ stopped; pods on the emulated node that are being deleted are finalized (the kub
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -204,7 +206,8 @@ class VirtualMachineInstanceController:
         attachment = self.network.attach(preferred_ip)
         owner = kube.controller_of(vmi)
         vm_name = owner["name"] if owner else name
-        values = {"ip": attachment.ip, "vm": vm_name, "namespace": namespace, "vmi_uid": uid}
+        volumes = self._secret_volumes(vmi)
+        values = {"ip": attachment.ip, "vm": vm_name, "namespace": namespace, "vmi_uid": uid, "volumes": str(volumes)}
         argvs = [self.network.wrap(argv, attachment) for argv in self.config.guest_argvs(values)]
         env = {"VM_NAME": vm_name, "VM_NAMESPACE": namespace, "VM_IP": attachment.ip, "VMI_UID": uid}
         self.guests.start(namespace, name, uid, attachment, argvs, env)  # frees the address if it fails
@@ -355,6 +358,26 @@ class VirtualMachineInstanceController:
                 "vmi phase",
                 extra=fields(namespace=meta["namespace"], vmi=meta["name"], phase=phase, was=old.get("phase")),
             )
+
+    def _secret_volumes(self, vmi: kube.Obj) -> Path:
+        """KubeVirt hands a `secret` volume to the guest as a disk it mounts; here the guest gets a directory
+        per volume, one file per key (`{volumes}/<volume>/<key>` in the guest command). A Secret that does
+        not exist (yet) gives an empty directory, as an optional volume would."""
+        meta = vmi["metadata"]
+        root: Path = self.config.workdir / "volumes" / str(meta["namespace"]) / str(meta["name"])
+        for volume in (vmi.get("spec") or {}).get("volumes") or []:
+            secret_name = (volume.get("secret") or {}).get("secretName")
+            if not secret_name:
+                continue
+            directory = root / volume["name"]
+            directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(0o700)
+            secret = self.api.get(kube.SECRET, meta["namespace"], secret_name) or {}
+            for key, value in (secret.get("data") or {}).items():
+                target = directory / key
+                target.write_bytes(base64.b64decode(value))
+                target.chmod(0o600)
+        return root
 
     def _write_pod(self, pod: kube.Obj, *, phase: str, ready: bool, pod_ip: str | None) -> None:
         meta = pod["metadata"]

@@ -23,6 +23,11 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_PART_OF = "app.kubernetes.io/part-of"
 MANAGED_BY = "webapp-scaler"
 
+# Each VM's own drain token reaches its guest as a Secret volume (a disk KubeVirt attaches) of this name;
+# the agent reads `<mount>/token` (sidecar/cloud-init/session-agent.yaml mounts it).
+DRAIN_TOKEN_VOLUME = "webappscaler-drain-token"
+DRAIN_TOKEN_KEY = "token"
+
 # Annotations on VMs: restart-safe state lives here, never only in the operator's memory.
 ANNOTATION_DRAINING_SINCE = f"{GROUP}/draining-since"  # RFC 3339; a restarted operator continues the drain
 ANNOTATION_PROTECTED = f"{GROUP}/protected"  # "true": never chosen for scale-in
@@ -35,6 +40,7 @@ class ConditionType(StrEnum):
     SCALING = "Scaling"
     METRICS_AVAILABLE = "MetricsAvailable"
     GOLDEN_IMAGE_READY = "GoldenImageReady"
+    STALLED = "Stalled"  # kstatus: True means the operator cannot make progress without a person
 
 
 class Reason(StrEnum):
@@ -62,7 +68,11 @@ class Reason(StrEnum):
     CLONE_NOT_AUTHORIZED = "CloneNotAuthorized"
     # the agents (MetricsAvailable)
     METRICS_OK = "ValidMetricFound"
+    UNTRUSTED_ADDRESS = "UntrustedAddress"
     NO_READY_VMS = "NoReadyVMs"
+    # objects of another owner in the way (Stalled)
+    NAME_CONFLICT = "NameConflict"
+    NO_CONFLICT = "NoConflict"
     # the fleet (Ready)
     ALL_READY = "AllVMsReady"
     VMS_NOT_READY = "VMsNotReady"

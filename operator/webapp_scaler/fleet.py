@@ -10,12 +10,12 @@ operator sees exactly what the last one left.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from webapp_scaler import model, webappscaling
+from webapp_scaler import addresses, model, webappscaling
 from webapp_scaler.constants import (
     ANNOTATION_DRAINING_SINCE,
     ANNOTATION_PROTECTED,
@@ -64,10 +64,21 @@ class VMRecord:
 class VMIRecord:
     namespace: str
     name: str
+    uid: str
     phase: str
     ip: str | None
     ready: bool
     ready_since: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PodRecord:
+    """A virt-launcher Pod: which VMI controls it and the addresses the cluster gave it."""
+
+    namespace: str
+    name: str
+    vmi_uid: str  # the uid of its controller VirtualMachineInstance ("" when none)
+    ips: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +117,30 @@ def vmi_record(body: Mapping[str, Any]) -> VMIRecord:
     return VMIRecord(
         namespace=meta.get("namespace", ""),
         name=meta.get("name", ""),
+        uid=meta.get("uid", ""),
         phase=status.get("phase", ""),
         ip=ip or None,
         ready=ready.get("status") == "True",
         ready_since=parse_time(ready.get("lastTransitionTime")) if ready.get("status") == "True" else None,
+    )
+
+
+def pod_record(body: Mapping[str, Any]) -> PodRecord:
+    meta, status = body.get("metadata", {}), body.get("status") or {}
+    controller: Mapping[str, Any] = next(
+        (
+            ref
+            for ref in meta.get("ownerReferences") or []
+            if ref.get("controller") and ref.get("kind") == "VirtualMachineInstance"
+        ),
+        {},
+    )
+    ips = [p.get("ip") for p in status.get("podIPs") or []] or [status.get("podIP")]
+    return PodRecord(
+        namespace=meta.get("namespace", ""),
+        name=meta.get("name", ""),
+        vmi_uid=str(controller.get("uid", "")),
+        ips=tuple(ip for ip in ips if isinstance(ip, str) and ip),
     )
 
 
@@ -145,15 +176,33 @@ class Fleet:
     vms: tuple[VMRecord, ...]
     vmis: Mapping[str, VMIRecord]
     dvs: Mapping[str, DVRecord]
+    pods: tuple[PodRecord, ...] = ()
 
     @classmethod
-    def of(cls, vms: Iterable[VMRecord], vmis: Iterable[VMIRecord], dvs: Iterable[DVRecord]) -> Fleet:
+    def of(
+        cls,
+        vms: Iterable[VMRecord],
+        vmis: Iterable[VMIRecord],
+        dvs: Iterable[DVRecord],
+        pods: Iterable[PodRecord] = (),
+    ) -> Fleet:
         live = tuple(sorted((vm for vm in vms if not vm.deleting), key=lambda vm: vm.name))
-        return cls(live, {vmi.name: vmi for vmi in vmis}, {dv.name: dv for dv in dvs})
+        return cls(live, {vmi.name: vmi for vmi in vmis}, {dv.name: dv for dv in dvs}, tuple(pods))
 
-    def states(self) -> list[model.VMState]:
+    def address(self, vmi: VMIRecord, own: Collection[str]) -> addresses.Verdict:
+        """The VMI's address, when its virt-launcher Pod confirms it (see `addresses`)."""
+        pod_ips = [pod.ips for pod in self.pods if pod.vmi_uid and pod.vmi_uid == vmi.uid]
+        return addresses.verify(vmi.ip, pod_ips, own)
+
+    def address_problems(self, own: Collection[str]) -> dict[str, str]:
+        """VM name → why its VMI's address is not used."""
+        found = {name: self.address(vmi, own).problem for name, vmi in self.vmis.items()}
+        return {name: problem for name, problem in found.items() if problem}
+
+    def states(self, own: Collection[str] = ()) -> list[model.VMState]:
         """Each VM as the cluster shows it, without sessions: the round corrects these with its
-        expectations once, then scrapes, decides, acts and reports on that one list."""
+        expectations once, then scrapes, decides, acts and reports on that one list. A VM's address is
+        its VMI's only when verified (`addresses.verify`); `own` are the operator's own addresses."""
         out = []
         for vm in self.vms:
             vmi = self.vmis.get(vm.name)
@@ -166,7 +215,7 @@ class Fleet:
                     started_at=vm.started_at,
                     draining_since=vm.draining_since,
                     protected=vm.protected,
-                    ip=vmi.ip if vmi else None,
+                    ip=self.address(vmi, own).ip if vmi else None,
                 )
             )
         return out

@@ -28,8 +28,12 @@ async def webappscaler_startup(settings: kopf.OperatorSettings, memo: kopf.Memo,
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     settings.posting.level = logging.WARNING  # our own Events say what happened; kopf's would be noise
     memo.http = aiohttp.ClientSession()
+    config = memo.get("config")  # webapp_scaler.settings.Config, handed over by the runner
     memo.runtime = Runtime(
-        kube=Kube.from_environment(), source=AgentHTTPSource(memo.http), drainer=AgentDrainClient(memo.http)
+        kube=Kube.from_environment(),
+        source=AgentHTTPSource(memo.http),
+        drainer=AgentDrainClient(memo.http),
+        own_addresses=config.own_addresses if config else frozenset(),
     )
     memo.reconcilers = {}
 
@@ -56,6 +60,12 @@ def vmi_index(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[tuple[str,
     return {(record.namespace, labels[LABEL_SCALING]): record}
 
 
+@kopf.index("", "v1", "pods", labels={LABEL_SCALING: kopf.PRESENT, "kubevirt.io": "virt-launcher"})
+def pod_index(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[tuple[str, str], fleet.PodRecord]:
+    record = fleet.pod_record(body)
+    return {(record.namespace, labels[LABEL_SCALING]): record}
+
+
 @kopf.index(CDI_GROUP, "v1beta1", "datavolumes", labels={LABEL_SCALING: kopf.PRESENT})
 def dv_index(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[tuple[str, str], fleet.DVRecord]:
     record = fleet.dv_record(body)
@@ -70,7 +80,7 @@ async def webappscaling_loop(
     memo: kopf.Memo,
     stopped: kopf.DaemonStopped,
     logger: kopf.Logger,
-    **kwargs: Any,  # kopf passes the indexes by their names: vm_index, vmi_index, dv_index
+    **kwargs: Any,  # kopf passes the indexes by their names: vm_index, vmi_index, dv_index, pod_index
 ) -> None:
     assert namespace is not None  # WebAppScaling is namespaced
     key = naming.key(namespace, name)
@@ -91,7 +101,9 @@ async def webappscaling_loop(
             )
             started = asyncio.get_running_loop().time()
             index_key = (namespace, name)
-            observed = fleet.Fleet.of(*(kwargs[i].get(index_key, []) for i in ("vm_index", "vmi_index", "dv_index")))
+            observed = fleet.Fleet.of(
+                *(kwargs[i].get(index_key, []) for i in ("vm_index", "vmi_index", "dv_index", "pod_index"))
+            )
             try:
                 await reconciler.round(memo.runtime, was, observed, event)
             except Exception as error:  # one failed round must not end the loop; the next retries

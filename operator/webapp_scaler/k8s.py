@@ -59,9 +59,10 @@ class Kube:
         return kubernetes.client.CoreV1Api(self.api)
 
     # ---- VirtualMachines ------------------------------------------------------------------------------
-    async def create_vm(self, body: Mapping[str, Any]) -> None:
+    async def create_vm(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create the VM; returns it as the API stored it (with its uid)."""
         try:
-            await asyncio.to_thread(
+            created = await asyncio.to_thread(
                 self._custom.create_namespaced_custom_object,
                 KUBEVIRT_GROUP,
                 KUBEVIRT_VERSION,
@@ -74,6 +75,16 @@ class Kube:
             if error.status == 409:
                 raise AlreadyExists(body["metadata"]["name"]) from error
             raise
+        return cast(dict[str, Any], created)
+
+    async def create_secret(self, body: Mapping[str, Any]) -> None:
+        """Create a Secret the operator owns (a VM's drain token); one that exists already is kept."""
+        try:
+            create: Any = self._core.create_namespaced_secret  # takes a plain dict as the body too
+            await asyncio.to_thread(create, body["metadata"]["namespace"], dict(body), field_manager=FIELD_MANAGER)
+        except ApiException as error:
+            if error.status != 409:
+                raise
 
     async def patch_vm(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         await asyncio.to_thread(
@@ -178,6 +189,23 @@ class Kube:
             )
         else:
             raise ValueError(f"cannot apply a {body['kind']}")
+
+    async def get_network_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Service or Ingress of that name as the API has it, or None when there is none."""
+        if kind not in ("Service", "Ingress"):
+            raise ValueError(f"cannot read a {kind}")
+        try:
+            read: Any = (
+                self._core.read_namespaced_service
+                if kind == "Service"
+                else kubernetes.client.NetworkingV1Api(self.api).read_namespaced_ingress
+            )
+            obj = await asyncio.to_thread(read, name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return cast(dict[str, Any], self.api.sanitize_for_serialization(obj))
 
     async def delete_ingress(self, namespace: str, name: str) -> None:
         try:

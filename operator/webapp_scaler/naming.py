@@ -27,6 +27,11 @@ def root_datavolume_name(vm: str, root_disk: str) -> str:
     return f"{vm}-{root_disk}"[:63].rstrip("-")
 
 
+def drain_token_secret_name(vm: str) -> str:
+    """The Secret holding one VM's own drain token (owned by that VM)."""
+    return f"{vm}-drain-token"
+
+
 def service_name(scaling: str) -> str:
     return scaling
 

@@ -9,6 +9,7 @@ average samples, stabilization history, expectations) rebuild themselves within 
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from webapp_scaler.constants import (
     ANNOTATION_DRAINING_SINCE,
     ANNOTATION_STARTED_AT,
     ANNOTATION_WARM,
+    DRAIN_TOKEN_KEY,
     Reason,
 )
 from webapp_scaler.engine.decide import decide
@@ -45,6 +47,7 @@ class Runtime:
     source: SessionSource
     drainer: DrainControl
     clock: Callable[[], float] = time.time
+    own_addresses: frozenset[str] = frozenset()  # never a scrape or drain target
 
 
 @dataclass
@@ -60,6 +63,9 @@ class Reconciler:
     golden: golden_image.GoldenImageVerdict | None = None
     golden_checked_at: float = float("-inf")
     network_applied: tuple[int, float] | None = None  # (generation, when)
+    conflicts: list[str] = field(default_factory=list)  # objects of another owner in our names
+    untrusted: dict[str, str] = field(default_factory=dict)  # VM → why its address is not used
+    tokens: dict[str, str] = field(default_factory=dict)  # VM → its own drain token, once known
 
     async def round(
         self, rt: Runtime, was: WebAppScaling | InvalidWebAppScaling, fleet: fleet_mod.Fleet, event: EventSink
@@ -71,11 +77,15 @@ class Reconciler:
         golden: golden_image.GoldenImageVerdict | None = None
         readings: list[Reading] = []
         decision: model.Decision | None = None
-        states = self.expectations.apply(fleet.states(), now)
+        states = self.expectations.apply(fleet.states(rt.own_addresses), now)
+        untrusted = fleet.address_problems(rt.own_addresses)
+        for name in sorted(untrusted.keys() - self.untrusted.keys()):
+            event("Warning", str(Reason.UNTRUSTED_ADDRESS), f"VM {name}: {untrusted[name]}; not scraped, not drained")
+        self.untrusted = untrusted
         if isinstance(was, WebAppScaling):
             spec = was.spec
             golden = await self._golden_image(rt, spec.workload.golden_image, now)
-            await self._network(rt, was, spec, now)
+            await self._network(rt, was, now, event)
             sessions = spec.scaling.sessions
             readings = await rt.source.read(
                 fleet_mod.scrape_targets(states, sessions.agent),
@@ -95,6 +105,8 @@ class Reconciler:
             decision=decision,
             spec=was.spec.scaling if isinstance(was, WebAppScaling) else None,
             spec_error=None if isinstance(was, WebAppScaling) else was.error,
+            conflicts=self.conflicts,
+            untrusted=self.untrusted,
         )
         new_status = status.build_status(
             name=self.name,
@@ -132,17 +144,42 @@ class Reconciler:
         self.golden_checked_at = now
         return self.golden
 
-    async def _network(self, rt: Runtime, was: WebAppScaling, spec: Spec, now: float) -> None:
+    async def _network(self, rt: Runtime, was: WebAppScaling, now: float, event: EventSink) -> None:
+        """Apply the Service and the Ingress — only where no object of another owner has the name. An
+        object we do not control is never changed or deleted: the clash is a Stalled condition and an
+        Event, re-checked every round until it is gone."""
         applied = self.network_applied
-        if applied and applied[0] == was.generation and now - applied[1] < NETWORK_REAPPLY_SECONDS:
+        fresh = applied and applied[0] == was.generation and now - applied[1] < NETWORK_REAPPLY_SECONDS
+        if fresh and not self.conflicts:
             return
-        await rt.kube.apply(resources.build_service(was))
+        conflicts: list[str] = []
+        service = resources.build_service(was)
+        found = await rt.kube.get_network_object("Service", self.namespace, service["metadata"]["name"])
+        if self._ours_or_absent(was, service, found, conflicts):
+            await rt.kube.apply(service)
+        ingress_name = naming.ingress_name(self.name)
+        found = await rt.kube.get_network_object("Ingress", self.namespace, ingress_name)
         ingress = resources.build_ingress(was)
         if ingress is not None:
-            await rt.kube.apply(ingress)
-        else:
-            await rt.kube.delete_ingress(self.namespace, naming.ingress_name(self.name))
+            if self._ours_or_absent(was, ingress, found, conflicts):
+                await rt.kube.apply(ingress)
+        elif found is not None and resources.controlled_by(found, was):
+            await rt.kube.delete_ingress(self.namespace, ingress_name)
+        if conflicts and conflicts != self.conflicts:
+            event("Warning", str(Reason.NAME_CONFLICT), "; ".join(conflicts))
+        self.conflicts = conflicts
         self.network_applied = (was.generation, now)
+
+    def _ours_or_absent(
+        self, was: WebAppScaling, wanted: dict[str, Any], found: dict[str, Any] | None, conflicts: list[str]
+    ) -> bool:
+        if found is None or resources.controlled_by(found, was):
+            return True
+        conflicts.append(
+            f"{wanted['kind']} {self.namespace}/{wanted['metadata']['name']} exists and is not controlled by this "
+            "WebAppScaling: left untouched; delete or rename it, or rename the WebAppScaling"
+        )
+        return False
 
     def _record_scrapes(self, readings: list[Reading]) -> None:
         for reading in readings:
@@ -209,10 +246,9 @@ class Reconciler:
         draining = {s.name for s in states if s.phase is model.VMPhase.DRAINING} | set(decision.drain)
         leaving_drain = set(decision.return_to_service) | set(decision.delete)
         to_confirm = sorted(draining - leaving_drain - self.drain_confirmed)
-        # the token Secret is read only in a round that talks to an agent, not in every round
-        talks = bool(decision.return_to_service or to_confirm)
-        token = await self._drain_token(rt, spec.workload.drain_token) if talks else None
+        # a token Secret is read only in a round that talks to that agent, not in every round
         for name in decision.return_to_service:
+            token = await self._drain_token(rt, spec.workload.drain_token, name)
             await self._set_draining(rt, spec, by_name[name].ip, name, draining=False, token=token, event=event)
             await rt.kube.patch_vm(self.namespace, name, _annotate(ANNOTATION_DRAINING_SINCE, None))
             self.expectations.returned[name] = now
@@ -229,12 +265,14 @@ class Reconciler:
             held = _held(by_name[name].sessions)
             event("Normal", str(Reason.DRAINING), f"{decision.message}; draining VM {name}{held}")
         for name in to_confirm:
+            token = await self._drain_token(rt, spec.workload.drain_token, name)
             if await self._set_draining(rt, spec, by_name[name].ip, name, draining=True, token=token, event=event):
                 self.drain_confirmed.add(name)
         for name in decision.delete:
             await rt.kube.delete_vm(self.namespace, name)
             self.expectations.deleted[name] = now
             self.drain_confirmed.discard(name)
+            self.tokens.pop(name, None)
             count("delete", 1)
             event("Normal", str(Reason.DELETED), f"deleted VM {name}: {decision.message}")
 
@@ -246,7 +284,11 @@ class Reconciler:
             for _attempt in range(5):  # a name collision is possible, five in a row is not
                 name = naming.vm_name(self.name)
                 try:
-                    await rt.kube.create_vm(resources.build_virtualmachine(was, name, warm=warm))
+                    vm = await rt.kube.create_vm(resources.build_virtualmachine(was, name, warm=warm))
+                    if spec.workload.drain_token is None:  # the VM's own token; its clone takes longer
+                        token = secrets.token_urlsafe(32)
+                        await rt.kube.create_secret(resources.build_drain_token_secret(was, vm, token))
+                        self.tokens[name] = token
                 except AlreadyExists:
                     continue
                 except ApiException as error:
@@ -257,10 +299,18 @@ class Reconciler:
                 break
         return created
 
-    async def _drain_token(self, rt: Runtime, ref: SecretKeyRef | None) -> str | None:
-        if ref is None:
-            return None
-        return await rt.kube.read_secret_key(self.namespace, ref.name, ref.key)
+    async def _drain_token(self, rt: Runtime, ref: SecretKeyRef | None, vm: str) -> str | None:
+        """The bearer token for `vm`'s agent: its own (the Secret the operator made for it, cached once read)
+        or, with spec.sessions.agent.drainTokenSecretRef, the user's Secret, which admission checked the
+        user may read."""
+        if ref is not None:
+            return await rt.kube.read_secret_key(self.namespace, ref.name, ref.key)
+        if vm not in self.tokens:
+            token = await rt.kube.read_secret_key(self.namespace, naming.drain_token_secret_name(vm), DRAIN_TOKEN_KEY)
+            if token is None:
+                return None
+            self.tokens[vm] = token
+        return self.tokens[vm]
 
     async def _set_draining(
         self,

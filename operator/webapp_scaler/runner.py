@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
             namespaces=list(config.namespaces),
             clusterwide=not config.namespaces,
             liveness_endpoint=config.liveness_endpoint,
+            memo=kopf.Memo(config=config),
         )
     )
     return 0

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -17,6 +20,7 @@ class Config:
     metrics_address: str
     log_format: str  # "json" or "plain"
     verbose: bool
+    own_addresses: frozenset[str] = frozenset()  # never sent a scrape or a drain request (addresses.py)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +62,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true")
 
 
+def own_addresses(environ: Mapping[str, str]) -> frozenset[str]:
+    """The operator's own addresses: its Pod's (the Deployment passes status.podIPs as POD_IPS) and what
+    its host name resolves to. An agent must never be able to point the operator at itself."""
+    found = {ip.strip() for ip in environ.get("POD_IPS", environ.get("POD_IP", "")).split(",") if ip.strip()}
+    with contextlib.suppress(OSError):
+        found.update(socket.gethostbyname_ex(socket.gethostname())[2])
+    return frozenset(found)
+
+
 def from_args(args: argparse.Namespace) -> Config:
     return Config(
         namespaces=() if args.all_namespaces else tuple(args.namespace),
@@ -68,4 +81,5 @@ def from_args(args: argparse.Namespace) -> Config:
         metrics_address=str(args.metrics_address),
         log_format=str(args.log_format),
         verbose=bool(args.verbose),
+        own_addresses=own_addresses(os.environ),
     )

@@ -33,9 +33,17 @@ def conditions(
     decision: model.Decision | None,
     spec: webappscaling.ScalingSpec | None,
     spec_error: str | None,
+    conflicts: Sequence[str] = (),
+    untrusted: Mapping[str, str] | None = None,
 ) -> list[Condition]:
-    """Ready, Scaling, MetricsAvailable, GoldenImageReady. `golden` is None only for an invalid spec
-    (there is no golden image to look at)."""
+    """Ready, Scaling, MetricsAvailable, GoldenImageReady, Stalled. `golden` is None only for an invalid
+    spec (there is no golden image to look at); `conflicts` names objects of another owner in our names."""
+    if conflicts:
+        stalled = Condition(ConditionType.STALLED, True, Reason.NAME_CONFLICT, "; ".join(conflicts))
+    else:
+        stalled = Condition(
+            ConditionType.STALLED, False, Reason.NO_CONFLICT, "the Service and Ingress names are this object's own"
+        )
     ready_vms = sum(1 for s in states if s.phase == model.VMPhase.READY)
     failed = [r for r in readings if r.sessions is None]
     if not readings:
@@ -65,6 +73,7 @@ def conditions(
             Condition(ConditionType.SCALING, False, Reason.INVALID_SPEC, invalid),
             metrics,
             Condition(ConditionType.GOLDEN_IMAGE_READY, False, Reason.INVALID_SPEC, f"not checked: {invalid}"),
+            stalled,
         ]
     if decision is None:
         scaling = Condition(ConditionType.SCALING, False, golden.reason, "waiting for the golden image")
@@ -79,7 +88,11 @@ def conditions(
     else:
         ready = Condition(ConditionType.READY, False, Reason.VMS_NOT_READY, f"{ready_vms} of {desired} VMs ready")
     golden_condition = Condition(ConditionType.GOLDEN_IMAGE_READY, golden.ready, golden.reason, golden.message)
-    return [ready, scaling, metrics, golden_condition]
+    if untrusted:
+        first = min(untrusted)
+        detail = f"; {len(untrusted)} VM address(es) not trusted, e.g. {first}: {untrusted[first]}"
+        metrics = Condition(metrics.type, metrics.status, metrics.reason, metrics.message + detail)
+    return [ready, scaling, metrics, golden_condition, stalled]
 
 
 def build_status(

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,16 +22,14 @@ import yaml
 from tests.integration.conftest import Kubectl
 from webapp_scaler_dev.processes import die_with_parent, stop
 
-DRAIN_TOKEN = "drain-token-for-tests"
-
-
 # Each VM runs the real session agent with the push source: the test tells each VM how many sessions
-# it holds, exactly as an application using the agent's push API would.
-def push_agent(token_file: Path) -> str:
-    return (
-        "{bin}/session-agent --source push --metrics-listen {ip}:9100 --push-stale-after 3600 "
-        f"--drain-token-file {token_file}"
-    )
+# it holds, exactly as an application using the agent's push API would (from outside the VM's network
+# namespace, hence --push-allow-remote). The drain token is the VM's own, from the Secret volume the
+# operator adds to every VM.
+PUSH_AGENT = (
+    "{bin}/session-agent --source push --metrics-listen {ip}:9100 --push-stale-after 3600 --push-allow-remote "
+    "--drain-token-file {volumes}/webappscaler-drain-token/token"
+)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.25, what: str = "") -> Any:
@@ -110,6 +109,18 @@ def push_sessions(ip: str, count: int) -> None:
         assert response.status == 200
 
 
+def agent_drain_request(ip: str, token: str, method: str = "POST") -> int:
+    """POST (or DELETE) /drain on the agent at `ip` with this bearer token; the HTTP status."""
+    request = urllib.request.Request(
+        f"http://{ip}:9100/drain", method=method, headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
 def agent_drain_state(ip: str) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://{ip}:9100/drain", timeout=5) as response:
         return dict(json.loads(response.read()))
@@ -139,7 +150,6 @@ def webappscaling(name: str = "shop", **spec: Any) -> dict[str, Any]:
             "scrapeIntervalSeconds": 1,
             "scrapeTimeoutSeconds": 1,
             "movingAverage": {"kind": "Simple", "windowSeconds": 2},
-            "agent": {"drainTokenSecretRef": {"name": "agent-drain", "key": "token"}},
         },
         "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
         "prediction": {"enabled": False},
@@ -158,15 +168,6 @@ def webappscaling(name: str = "shop", **spec: Any) -> dict[str, Any]:
 
 def apply(kubectl: Kubectl, namespace: str, *objects: dict[str, Any]) -> None:
     kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(objects))
-
-
-def drain_secret() -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "agent-drain"},
-        "stringData": {"token": DRAIN_TOKEN},
-    }
 
 
 @dataclass

@@ -4,8 +4,12 @@ agent, to which the tests push session counts."""
 
 from __future__ import annotations
 
+import base64
+import http.server
 import json
+import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,21 +21,26 @@ import yaml
 from emulator.background import run_in_background
 from tests.integration.conftest import REPO, Kubectl
 from tests.integration.operator_harness import (
-    DRAIN_TOKEN,
+    PUSH_AGENT,
     Cluster,
+    agent_drain_request,
     agent_drain_state,
     apply,
-    drain_secret,
     golden_datavolume,
     operator,
-    push_agent,
     push_sessions,
     wait_for,
     webappscaling,
 )
 from webapp_scaler_dev.devcluster import DevCluster
 
-pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crds_installed")]
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.usefixtures("crds_installed"),
+    # every VM gets a network namespace and a real pod address: the operator trusts a VMI's address only
+    # when its virt-launcher pod has it, and never talks to loopback (docs/security.md)
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: every VM is a network namespace (CI runs as root)"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +64,6 @@ def service_account_kubeconfig(kubectl: Kubectl, account: str, directory: Path) 
 @pytest.fixture(scope="module")
 def emulator(cluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     workdir = tmp_path_factory.mktemp("emulator")
-    token_file = workdir / "drain-token"
-    token_file.write_text(DRAIN_TOKEN)
     with run_in_background(
         cluster.kubeconfig,
         workdir=workdir,
@@ -65,8 +72,9 @@ def emulator(cluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> I
         import_seconds=0.5,
         boot_seconds=0.5,
         probe_period=0.5,
-        guest_command=[push_agent(token_file)],
+        guest_command=[PUSH_AGENT],
         guest_port=[9100],
+        network="netns",
     ):
         yield
 
@@ -74,7 +82,7 @@ def emulator(cluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> I
 @pytest.fixture
 def env(kubectl: Kubectl, namespace: str, emulator: None, operator_kubeconfig: Path, tmp_path: Path) -> Any:
     cluster = Cluster(kubectl, namespace)
-    apply(kubectl, namespace, golden_datavolume(), drain_secret())
+    apply(kubectl, namespace, golden_datavolume())
 
     class Env:
         def __init__(self) -> None:
@@ -278,6 +286,117 @@ def test_deleting_the_webappscaling_collects_everything_it_owns(env: Any) -> Non
         assert env.cluster.get("webappscaling", "shop") is None
 
 
+def test_an_admins_service_and_ingress_in_our_name_are_never_taken_over_or_deleted(env: Any) -> None:
+    """A Service and an Ingress named like the WebAppScaling, created by someone else: the operator does not
+    re-select, adopt or delete them (Stalled says why), and deleting the WebAppScaling leaves them."""
+    admin_service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "shop", "labels": {"owner": "admin"}},
+        "spec": {"selector": {"app": "payroll"}, "ports": [{"port": 5432}]},
+    }
+    admin_ingress = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "shop", "labels": {"owner": "admin"}},
+        "spec": {"defaultBackend": {"service": {"name": "payroll", "port": {"number": 5432}}}},
+    }
+    env.apply(admin_service, admin_ingress)
+    before = {kind: env.cluster.get(kind, "shop") for kind in ("service", "ingress")}
+    env.apply(webappscaling(replicas={"min": 1, "max": 2}, ingress={"enabled": False}))
+    with env.operator():
+        stalled = wait_for(
+            lambda: (c := env.cluster.condition("Stalled")).get("status") == "True" and c,
+            what="Stalled True for the admin's Service",
+        )
+        assert stalled["reason"] == "NameConflict"
+        assert f"Service {env.namespace}/shop exists and is not controlled by this WebAppScaling" in stalled["message"]
+        ready_vms(env, 1)  # scaling goes on
+        time.sleep(2)
+        for kind in ("service", "ingress"):  # the Ingress is disabled in the spec: still not deleted
+            now = env.cluster.get(kind, "shop")
+            assert now is not None, f"the admin's {kind} was deleted"
+            assert now["spec"] == before[kind]["spec"]
+            assert "ownerReferences" not in now["metadata"]
+            assert now["metadata"]["resourceVersion"] == before[kind]["metadata"]["resourceVersion"]
+        env.kubectl("delete", "webappscaling", "shop", "-n", env.namespace)
+        wait_for(lambda: not env.cluster.vms(), what="the VMs to be collected")
+    time.sleep(1)
+    assert env.cluster.get("service", "shop") is not None and env.cluster.get("ingress", "shop") is not None
+
+
+def test_each_vm_has_its_own_drain_token_so_no_vm_can_drain_another(env: Any) -> None:
+    env.apply(webappscaling(replicas={"min": 2, "max": 4}))
+    with env.operator():
+        ips = ready_vms(env, 2)
+        a, b = sorted(ips)
+        tokens = {}
+        for vm in (a, b):
+            secret = json.loads(
+                env.kubectl("get", "secret", f"{vm}-drain-token", "-n", env.namespace, "-o", "json").stdout
+            )
+            [owner] = secret["metadata"]["ownerReferences"]
+            assert (owner["kind"], owner["name"]) == ("VirtualMachine", vm)
+            tokens[vm] = base64.b64decode(secret["data"]["token"]).decode()
+        assert tokens[a] != tokens[b]
+        assert agent_drain_request(ips[b], tokens[a]) == 401  # a's token does not drain b
+        assert agent_drain_state(ips[b])["draining"] is False
+        assert agent_drain_request(ips[b], tokens[b], "DELETE") == 200  # b's own token is accepted
+        env.kubectl("delete", "webappscaling", "shop", "-n", env.namespace)
+        wait_for(
+            lambda: (
+                env.cluster.get("secret", f"{a}-drain-token") is None
+                and env.cluster.get("secret", f"{b}-drain-token") is None
+            ),
+            what="the token Secrets to go with their VMs",
+        )
+
+
+def test_a_forged_vmi_address_is_never_scraped_or_sent_the_drain_token(env: Any) -> None:
+    """VMIs have no status subresource: whoever may update one can write its address. Pointed at the
+    operator's loopback, the operator sends neither a scrape nor a drain request (with the bearer token)
+    there; it says why in an Event and keeps the VM unscraped."""
+    hits: list[tuple[str, str | None]] = []
+
+    class Trap(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self._hit()
+
+        def do_POST(self) -> None:
+            self._hit()
+
+        def _hit(self) -> None:
+            hits.append((self.path, self.headers.get("Authorization")))
+            body = b"webapp_active_sessions 999\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    trap = http.server.ThreadingHTTPServer(("127.0.0.1", 9100), Trap)
+    threading.Thread(target=trap.serve_forever, daemon=True).start()
+    try:
+        env.apply(webappscaling(replicas={"min": 1, "max": 4}))
+        with env.operator():
+            [name] = ready_vms(env, 1)
+            forged = json.dumps({"status": {"interfaces": [{"name": "default", "ipAddress": "127.0.0.1"}]}})
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline:  # keep it forged, whatever the emulator writes back
+                env.kubectl("patch", "vmi", name, "-n", env.namespace, "--type=merge", "-p", forged)
+                time.sleep(0.3)
+            events = env.kubectl("get", "events", "-n", env.namespace, "-o", "json").stdout
+            assert "UntrustedAddress" in events
+            assert "VMI address 127.0.0.1 is not its virt-launcher pod's address" in events
+            assert env.cluster.was()["status"]["desiredReplicas"] == 1  # 999 sessions never read
+    finally:
+        trap.shutdown()
+        trap.server_close()
+    assert hits == []
+
+
 @pytest.mark.parametrize(
     ("golden", "reason", "message"),
     [
@@ -306,7 +425,7 @@ def test_golden_image_not_ready_creates_no_vm(env: Any, golden: str | None, reas
 def test_unreachable_agents_mean_metrics_unavailable_and_no_scale_in(env: Any) -> None:
     # the agents answer on 9100 (readiness), but the spec scrapes 9199 where nothing listens
     spec = webappscaling(replicas={"min": 3, "max": 4})
-    spec["spec"]["sessions"]["agent"]["port"] = 9199
+    spec["spec"]["sessions"]["agent"] = {"port": 9199}
     spec["spec"]["vmTemplate"]["spec"]["readinessProbe"] = {"httpGet": {"port": 9100, "path": "/readyz"}}
     env.apply(spec)
     with env.operator():

@@ -52,6 +52,13 @@ def run(args: argparse.Namespace) -> int:
     _sigterm_as_interrupt()
     result: DemoResult | None = None
     stack = DemoStack(settings, Steps(console), workdir=args.workdir, keep_workdir=args.workdir is not None)
+    if stack.settings.network_mode != "netns":
+        console.print(
+            "[red]the demo needs root[/red] (CI and this machine's root shell have it): every VM gets a network "
+            "namespace and a pod address, and the operator talks only to VM addresses a virt-launcher pod "
+            "confirms — the emulator's loopback mode gives none (docs/security.md)"
+        )
+        return 2
     try:
         with stack:
             for note in stack.notes:

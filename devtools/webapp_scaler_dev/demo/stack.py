@@ -165,11 +165,6 @@ class DemoStack:
             self._exit.callback(self._remove_workdir, self.workdir)
         workdir, settings = self.workdir, self.settings
         mode = settings.network_mode
-        if mode != "netns":
-            self.notes.append(
-                "loopback network (not root): pods get no IP, so the Service's EndpointSlices stay empty and "
-                "HAProxy follows the VMIs instead; run as root for the real Service → EndpointSlice path"
-            )
         with self.step("control plane binaries (built once, then cached)"):
             binaries = find_binaries(build=True)
         with self.step("starting etcd, kube-apiserver, kube-controller-manager"):

@@ -5,8 +5,15 @@ server-side apply without surprises, and unit tests need nothing but a dict.
 """
 
 from webapp_scaler.resources.ingress import build_ingress
-from webapp_scaler.resources.owner import owner_reference
+from webapp_scaler.resources.owner import controlled_by, owner_reference
 from webapp_scaler.resources.service import build_service
-from webapp_scaler.resources.virtualmachine import build_virtualmachine
+from webapp_scaler.resources.virtualmachine import build_drain_token_secret, build_virtualmachine
 
-__all__ = ["build_ingress", "build_service", "build_virtualmachine", "owner_reference"]
+__all__ = [
+    "build_drain_token_secret",
+    "build_ingress",
+    "build_service",
+    "build_virtualmachine",
+    "controlled_by",
+    "owner_reference",
+]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from webapp_scaler.constants import (
@@ -29,3 +30,10 @@ def owner_reference(owner: WebAppScaling) -> dict[str, Any]:
 
 def common_labels(owner: WebAppScaling) -> dict[str, str]:
     return {LABEL_SCALING: owner.name, LABEL_MANAGED_BY: MANAGED_BY, LABEL_PART_OF: owner.name}
+
+
+def controlled_by(obj: Mapping[str, Any], owner: WebAppScaling) -> bool:
+    """Whether `obj` (as the API returns it) carries this WebAppScaling's controller ownerReference: the
+    only objects the operator may change or delete, as a ReplicaSet only touches the Pods it controls."""
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(ref.get("uid") == owner.uid and ref.get("controller") for ref in refs)

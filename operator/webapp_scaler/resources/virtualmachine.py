@@ -9,11 +9,14 @@ the VMI and its virt-launcher pod, so the Service selecting LABEL_SCALING reache
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from webapp_scaler import naming
 from webapp_scaler.constants import (
     ANNOTATION_WARM,
+    DRAIN_TOKEN_KEY,
+    DRAIN_TOKEN_VOLUME,
     KUBEVIRT_GROUP,
     KUBEVIRT_VERSION,
     LABEL_VM,
@@ -39,6 +42,12 @@ def build_virtualmachine(owner: WebAppScaling, vm_name: str, *, warm: bool = Fal
         *devices.get("disks", []),
     ]
     vmi_spec["volumes"] = [{"name": root_disk, "dataVolume": {"name": dv_name}}, *vmi_spec.get("volumes", [])]
+    if spec.workload.drain_token is None:
+        # the VM's own drain token, from the Secret the operator creates for it (build_drain_token_secret):
+        # a token per VM, so no VM can drain another
+        devices["disks"].append({"name": DRAIN_TOKEN_VOLUME, "disk": {"bus": "virtio"}, "serial": "drain-token"})
+        secret = naming.drain_token_secret_name(vm_name)
+        vmi_spec["volumes"].append({"name": DRAIN_TOKEN_VOLUME, "secret": {"secretName": secret}})
     if "readinessProbe" not in vmi_spec:
         # a drained agent fails /readyz, which takes the VM out of the Service for new users
         vmi_spec["readinessProbe"] = {
@@ -90,4 +99,31 @@ def build_root_datavolume_template(image: GoldenImageSpec, dv_name: str, labels:
     return {
         "metadata": {"name": dv_name, "labels": dict(labels)},
         "spec": {**source, "storage": storage},
+    }
+
+
+def build_drain_token_secret(owner: WebAppScaling, vm: Mapping[str, Any], token: str) -> dict[str, Any]:
+    """One VM's drain token, owned by that VM (as the API returned it after the create), so the garbage
+    collector removes the Secret with the VM."""
+    meta = vm["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": naming.drain_token_secret_name(meta["name"]),
+            "namespace": owner.namespace,
+            "labels": {**common_labels(owner), LABEL_VM: meta["name"]},
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{KUBEVIRT_GROUP}/{KUBEVIRT_VERSION}",
+                    "kind": "VirtualMachine",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "stringData": {DRAIN_TOKEN_KEY: token},
     }

@@ -53,7 +53,8 @@ def test_shipped_arguments_are_a_valid_agent_configuration(text: str) -> None:
     agent.Agent(config)  # validates the source's settings
     assert config.source == "proxy"
     assert (config.listen_port, config.metrics_port) == (8080, 9100)
-    assert config.drain_token_file == Path("/etc/session-agent/drain-token")
+    # the VM's own token, from the Secret disk the operator attaches (mounted by the cloud-init)
+    assert config.drain_token_file == Path("/var/lib/session-agent/drain-token/token")
 
 
 def test_cloud_init_installs_the_same_unit_it_documents() -> None:
@@ -64,6 +65,8 @@ def test_cloud_init_installs_the_same_unit_it_documents() -> None:
         ours = next(x for x in unit.splitlines() if x.startswith(line))
         assert ours in shipped.splitlines()
     assert "systemctl enable --now session-agent.service" in _runcmd(document)
+    [mount] = document["mounts"]
+    assert mount[:2] == ["/dev/disk/by-id/virtio-drain-token", "/var/lib/session-agent/drain-token"]
 
 
 def _runcmd(document: dict[str, object]) -> str:

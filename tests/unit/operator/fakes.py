@@ -29,13 +29,22 @@ class FakeKube:
     golden: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     secrets: dict[tuple[str, str, str], str] = field(default_factory=dict)
     clone_allowed: bool = True
+    network: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (kind, name) → object
     calls: list[tuple[str, Any]] = field(default_factory=list)
     statuses: list[dict[str, Any]] = field(default_factory=list)
+    created_secrets: list[dict[str, Any]] = field(default_factory=list)
 
-    async def create_vm(self, body: Mapping[str, Any]) -> None:
+    async def create_vm(self, body: Mapping[str, Any]) -> dict[str, Any]:
         if any(c == ("create_vm", body["metadata"]["name"]) for c in self.calls):
             raise AlreadyExists(body["metadata"]["name"])
         self.calls.append(("create_vm", body["metadata"]["name"]))
+        return {**body, "metadata": {**body["metadata"], "uid": f"vm-uid-{body['metadata']['name']}"}}
+
+    async def create_secret(self, body: Mapping[str, Any]) -> None:
+        self.calls.append(("create_secret", body["metadata"]["name"]))
+        for key, value in body["stringData"].items():
+            self.secrets[(body["metadata"]["namespace"], body["metadata"]["name"], key)] = value
+        self.created_secrets.append(dict(body))
 
     async def patch_vm(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         self.calls.append(("patch_vm", (name, dict(patch))))
@@ -56,9 +65,14 @@ class FakeKube:
 
     async def apply(self, body: Mapping[str, Any]) -> None:
         self.calls.append(("apply", body["kind"]))
+        self.network[(body["kind"], body["metadata"]["name"])] = dict(body)
+
+    async def get_network_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.network.get((kind, name))
 
     async def delete_ingress(self, namespace: str, name: str) -> None:
         self.calls.append(("delete_ingress", name))
+        self.network.pop(("Ingress", name), None)
 
     async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         self.statuses.append(dict(status))
@@ -155,8 +169,19 @@ def vmi(name: str, ip: str, *, ready: bool = True) -> fleet.VMIRecord:
     condition = {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": T0}
     return fleet.vmi_record(
         {
-            "metadata": {"name": name, "namespace": NAMESPACE},
+            "metadata": {"name": name, "namespace": NAMESPACE, "uid": f"vmi-uid-{name}"},
             "status": {"phase": "Running", "conditions": [condition], "interfaces": [{"ipAddress": ip}]},
+        }
+    )
+
+
+def pod(vm_name: str, ip: str) -> fleet.PodRecord:
+    """The VMI's virt-launcher Pod, which confirms the VMI's address."""
+    owner = {"kind": "VirtualMachineInstance", "uid": f"vmi-uid-{vm_name}", "controller": True}
+    return fleet.pod_record(
+        {
+            "metadata": {"name": f"virt-launcher-{vm_name}-x", "namespace": NAMESPACE, "ownerReferences": [owner]},
+            "status": {"podIP": ip, "podIPs": [{"ip": ip}]},
         }
     )
 
@@ -170,7 +195,10 @@ def dv(vm_name: str) -> fleet.DVRecord:
 def ready_fleet(*vms: tuple[str, str, dict[str, str] | None]) -> fleet.Fleet:
     """Running VMs (name, ip, annotations) with their VMIs Ready and their clones done."""
     return fleet.Fleet.of(
-        [vm(n, annotations=a) for n, _, a in vms], [vmi(n, ip) for n, ip, _ in vms], [dv(n) for n, _, _ in vms]
+        [vm(n, annotations=a) for n, _, a in vms],
+        [vmi(n, ip) for n, ip, _ in vms],
+        [dv(n) for n, _, _ in vms],
+        [pod(n, ip) for n, ip, _ in vms],
     )
 
 

@@ -25,7 +25,7 @@ async def test_a_returned_vm_is_not_drained_again_while_the_watch_still_shows_it
     was = scaling()
 
     await reconciler.round(world.runtime, was, stale, world.event)
-    assert world.drainer.calls == [("DELETE", "http://10.0.0.2:9100/drain", None)]
+    assert world.drainer.calls == [("DELETE", "http://10.0.0.2:9100/drain", None)]  # b has no token Secret
     assert ("b", {"metadata": {"annotations": {"webappscaler.io/draining-since": None}}}) in world.kube.called(
         "patch_vm"
     )
@@ -48,6 +48,35 @@ async def test_a_restarted_operator_returning_a_draining_vm_does_not_drain_it_in
         world.runtime, scaling(), ready_fleet(("a", "10.0.0.1", None), ("b", "10.0.0.2", DRAINING)), world.event
     )
     assert [method for method, _, _ in world.drainer.calls] == ["DELETE"]
+
+
+async def test_every_vm_gets_its_own_drain_token_and_only_its_own_is_sent_to_it() -> None:
+    """No user-named Secret: the operator makes a Secret per VM (owned by the VM) and sends each agent
+    its own token, so one VM's token cannot drain another."""
+    world = World()
+    world.source.sessions = {"a": 150}
+    reconciler = Reconciler(NAMESPACE, "shop")
+    await reconciler.round(world.runtime, scaling(), ready_fleet(("a", "10.0.0.1", None)), world.event)
+    created = world.kube.called("create_vm")
+    assert world.kube.called("create_secret") == [f"{vm}-drain-token" for vm in created]
+    tokens = [secret["stringData"]["token"] for secret in world.kube.created_secrets]
+    assert len(set(tokens)) == len(tokens) == 3 and all(len(t) >= 40 for t in tokens)
+    for secret, vm in zip(world.kube.created_secrets, created, strict=True):
+        [owner] = secret["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+            "VirtualMachine",
+            vm,
+            f"vm-uid-{vm}",
+            True,
+        )
+    # a restarted operator (no memory) drains two of them: each POST carries that VM's token
+    world.kube.secrets[(NAMESPACE, "a-drain-token", "token")] = "token-of-a"
+    first, second = created[0], created[1]
+    view = ready_fleet(("a", "10.0.0.1", None), (first, "10.0.0.2", DRAINING), (second, "10.0.0.3", DRAINING))
+    world.source.sessions = {"a": 10, first: 1, second: 2}
+    await Reconciler(NAMESPACE, "shop").round(world.runtime, scaling(), view, world.event)
+    sent = {url: token for _, url, token in world.drainer.calls}
+    assert sent == {"http://10.0.0.2:9100/drain": tokens[0], "http://10.0.0.3:9100/drain": tokens[1]}
 
 
 async def test_a_draining_vm_is_confirmed_once_with_the_token_then_deleted_when_empty() -> None:
@@ -161,16 +190,65 @@ async def test_status_is_written_only_when_it_changes() -> None:
     assert world.kube.statuses[-1]["sessions"]["current"] == 21
 
 
-async def test_the_service_is_applied_once_per_generation_and_a_disabled_ingress_removed() -> None:
+async def test_the_service_is_applied_once_per_generation_and_our_disabled_ingress_removed() -> None:
     world = World()
     world.source.sessions = {"a": 20}
     reconciler = Reconciler(NAMESPACE, "shop")
     view = ready_fleet(("a", "10.0.0.1", None))
-    await reconciler.round(world.runtime, scaling(), view, world.event)
+    await reconciler.round(world.runtime, scaling(ingress={"enabled": True, "host": "a.example"}), view, world.event)
+    assert world.kube.called("apply") == ["Service", "Ingress"]
     world.now += 15
-    await reconciler.round(world.runtime, scaling(), view, world.event)
-    assert world.kube.called("apply") == ["Service"]
+    disabled = webappscaling.parse_valid(
+        {
+            "metadata": {"name": "shop", "namespace": NAMESPACE, "uid": "uid-1", "generation": 2},
+            "spec": {"goldenImage": {"name": "golden"}, "vmTemplate": {"spec": {"domain": {}}}},
+        }
+    )
+    await reconciler.round(world.runtime, disabled, view, world.event)
+    world.now += 15
+    await reconciler.round(world.runtime, disabled, view, world.event)
+    assert world.kube.called("apply") == ["Service", "Ingress", "Service"]
     assert world.kube.called("delete_ingress") == ["shop"]
+
+
+FOREIGN = {"metadata": {"name": "shop", "ownerReferences": [{"uid": "someone-else", "controller": True}]}}
+
+
+@pytest.mark.parametrize("kind", ["Service", "Ingress"])
+async def test_an_object_of_another_owner_in_our_name_is_never_touched(kind: str) -> None:
+    """An admin's Service (or Ingress) named like the WebAppScaling: not re-selected, not adopted, not
+    deleted — a Stalled condition and one Event name it, and scaling goes on."""
+    world = World()
+    world.kube.network[(kind, "shop")] = {"kind": kind, **FOREIGN}
+    world.source.sessions = {"a": 150}
+    reconciler = Reconciler(NAMESPACE, "shop")
+    spec = scaling(ingress={"enabled": True, "host": "a.example"})
+    for _ in range(3):
+        await reconciler.round(world.runtime, spec, ready_fleet(("a", "10.0.0.1", None)), world.event)
+        world.now += 15
+    assert kind not in world.kube.called("apply")
+    assert world.kube.network[(kind, "shop")] == {"kind": kind, **FOREIGN}
+    stalled = condition(world.kube.statuses[-1], "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "NameConflict")
+    assert f"{kind} prod/shop exists and is not controlled by this WebAppScaling" in stalled["message"]
+    assert world.reasons().count("NameConflict") == 1
+    assert world.kube.called("create_vm"), "scaling goes on"
+    # the admin removes their object: the next round applies ours and the condition clears
+    del world.kube.network[(kind, "shop")]
+    await reconciler.round(world.runtime, spec, ready_fleet(("a", "10.0.0.1", None)), world.event)
+    assert kind in world.kube.called("apply")
+    assert condition(world.kube.statuses[-1], "Stalled")["status"] == "False"
+
+
+async def test_an_ingress_of_another_owner_is_not_deleted_when_ours_is_disabled() -> None:
+    world = World()
+    world.kube.network[("Ingress", "shop")] = {"kind": "Ingress", **FOREIGN}
+    world.source.sessions = {"a": 20}
+    await Reconciler(NAMESPACE, "shop").round(
+        world.runtime, scaling(), ready_fleet(("a", "10.0.0.1", None)), world.event
+    )
+    assert world.kube.called("delete_ingress") == []
+    assert ("Ingress", "shop") in world.kube.network
 
 
 async def test_a_refused_drain_is_a_warning_and_is_retried_next_round() -> None:

@@ -118,7 +118,7 @@ def test_a_condition_keeps_its_transition_time_until_its_status_flips() -> None:
     ids=["nobody-to-ask", "all-failed", "one-failed"],
 )
 def test_metrics_available(readings: list[Reading], expected: tuple[str, str]) -> None:
-    [_, _, metrics, _] = status.conditions(
+    [_, _, metrics, _, _] = status.conditions(
         golden=GOLDEN, readings=readings, states=STATES, decision=decision(3), spec=SPEC, spec_error=None
     )
     assert ("True" if metrics.status else "False", str(metrics.reason)) == expected
@@ -133,14 +133,30 @@ def test_an_invalid_spec_sets_every_condition_but_metrics_to_invalid_spec() -> N
         ("Scaling", "InvalidSpec"),
         ("MetricsAvailable", "NoReadyVMs"),
         ("GoldenImageReady", "InvalidSpec"),
+        ("Stalled", "NoConflict"),
     ]
     assert "spec.replicas.max" in found[0].message
 
 
 def test_a_golden_image_that_is_not_ready_holds_ready_false() -> None:
     missing = GoldenImageVerdict(False, Reason.GOLDEN_IMAGE_NOT_FOUND, "DataVolume prod/golden does not exist")
-    ready, scaling, _, golden = status.conditions(
+    ready, scaling, _, golden, _ = status.conditions(
         golden=missing, readings=[], states=[], decision=None, spec=SPEC, spec_error=None
     )
     assert (ready.status, ready.reason) == (False, Reason.GOLDEN_IMAGE_NOT_FOUND)
     assert scaling.message == "waiting for the golden image" and not golden.status
+
+
+def test_a_name_conflict_is_stalled_true_with_the_objects_named() -> None:
+    found = status.conditions(
+        golden=GOLDEN,
+        readings=[],
+        states=STATES,
+        decision=decision(3),
+        spec=SPEC,
+        spec_error=None,
+        conflicts=["Service prod/shop exists and is not controlled by this WebAppScaling: left untouched"],
+    )
+    stalled = found[-1]
+    assert (str(stalled.type), stalled.status, str(stalled.reason)) == ("Stalled", True, "NameConflict")
+    assert "Service prod/shop" in stalled.message

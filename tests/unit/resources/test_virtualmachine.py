@@ -12,7 +12,7 @@ import yaml
 from tests.conftest import REPO
 from tests.unit.resources.published_schema import cdi_errors, kubevirt_errors
 from webapp_scaler import webappscaling
-from webapp_scaler.resources import build_virtualmachine
+from webapp_scaler.resources import build_drain_token_secret, build_virtualmachine
 
 
 def owner(spec_overrides: dict[str, Any] | None = None, **spec: Any) -> webappscaling.WebAppScaling:
@@ -176,3 +176,21 @@ def test_builder_does_not_mutate_its_input() -> None:
     build_virtualmachine(scaling, "shop-a")
     build_virtualmachine(scaling, "shop-b")
     assert scaling.spec.workload.vm_template.spec == before == CLOUD_INIT
+
+
+def test_each_vm_mounts_its_own_drain_token_unless_the_user_names_a_secret() -> None:
+    spec = build_virtualmachine(owner(), "shop-a")["spec"]["template"]["spec"]
+    assert {"name": "webappscaler-drain-token", "secret": {"secretName": "shop-a-drain-token"}} in spec["volumes"]
+    assert any(d["name"] == "webappscaler-drain-token" for d in spec["domain"]["devices"]["disks"])
+    named = owner(sessions={"agent": {"drainTokenSecretRef": {"name": "mine"}}})
+    spec = build_virtualmachine(named, "shop-a")["spec"]["template"]["spec"]
+    assert all("secret" not in v for v in spec["volumes"])
+
+
+def test_the_drain_token_secret_belongs_to_its_vm() -> None:
+    vm = {"metadata": {"name": "shop-a", "uid": "vm-uid"}}
+    secret = build_drain_token_secret(owner(), vm, "t0k3n")
+    assert secret["metadata"]["name"] == "shop-a-drain-token" and secret["metadata"]["namespace"] == "prod"
+    assert secret["stringData"] == {"token": "t0k3n"}
+    [ref] = secret["metadata"]["ownerReferences"]
+    assert (ref["kind"], ref["name"], ref["uid"], ref["controller"]) == ("VirtualMachine", "shop-a", "vm-uid", True)
