@@ -145,36 +145,24 @@ def test_a_tenant_cannot_clone_another_namespaces_disk(tenant: Any, golden_ns: s
     assert "datavolumes/source" in result.stderr
 
 
-def test_a_tenant_granted_the_clone_may_clone_from_that_namespace(
-    kubectl: Kubectl, tenant: Any, golden_ns: str
-) -> None:
-    grant(
-        kubectl,
-        golden_ns,
-        tenant.name,
-        "clone-golden",
-        [
-            {"apiGroups": ["cdi.kubevirt.io"], "resources": ["datavolumes/source"], "verbs": ["create"]},
-            {"apiGroups": ["cdi.kubevirt.io"], "resources": ["datavolumes"], "verbs": ["get"]},
-        ],
-    )
-    result = tenant.apply(webappscaling(goldenImage={"name": "payroll-db-disk", "namespace": golden_ns}))
-    assert result.returncode == 0, result.stderr
+CLONE_FROM = {"apiGroups": ["cdi.kubevirt.io"], "resources": ["datavolumes/source"], "verbs": ["create"]}
+READ_DISKS = {"apiGroups": ["cdi.kubevirt.io"], "resources": ["datavolumes"], "verbs": ["get"]}
 
 
-def test_the_clone_right_alone_does_not_let_a_tenant_name_a_disk_it_cannot_read(
-    kubectl: Kubectl, tenant: Any, golden_ns: str
+@pytest.mark.parametrize(
+    ("rules", "refused"),
+    [([CLONE_FROM, READ_DISKS], None), ([CLONE_FROM], "you may not read DataVolume {ns}/payroll-db-disk")],
+    ids=["clone-and-read", "clone-only"],
+)
+def test_a_tenant_needs_both_the_clone_right_and_the_disk_to_clone_from_that_namespace(
+    kubectl: Kubectl, tenant: Any, golden_ns: str, rules: list[dict[str, Any]], refused: str | None
 ) -> None:
-    grant(
-        kubectl,
-        golden_ns,
-        tenant.name,
-        "clone-only",
-        [{"apiGroups": ["cdi.kubevirt.io"], "resources": ["datavolumes/source"], "verbs": ["create"]}],
-    )
+    grant(kubectl, golden_ns, tenant.name, "clone-golden", rules)
     result = tenant.apply(webappscaling(goldenImage={"name": "payroll-db-disk", "namespace": golden_ns}))
-    assert result.returncode != 0
-    assert f"you may not read DataVolume {golden_ns}/payroll-db-disk" in result.stderr
+    if refused is None:
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode != 0 and refused.format(ns=golden_ns) in result.stderr
 
 
 def test_a_tenant_cannot_name_a_secret_it_cannot_read_as_the_drain_token(tenant: Any) -> None:

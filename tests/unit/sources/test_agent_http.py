@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -66,18 +67,26 @@ ROUTES: dict[str, Handler] = {
 }
 
 
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """`app` on a free loopback port, for the block; yields its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
 @pytest.fixture
 async def agent_url() -> AsyncIterator[str]:
     app = web.Application()
     for path, handler in ROUTES.items():
         app.router.add_get(path, handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serving(app) as base:
+        yield base
 
 
 @pytest.fixture
@@ -152,12 +161,8 @@ async def test_drain_client_speaks_the_agents_contract() -> None:
 
     app = web.Application()
     app.router.add_route("*", "/drain", drain)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/drain"
-    try:
+    async with serving(app) as base:
+        url = f"{base}/drain"
         async with aiohttp.ClientSession() as session:
             client = AgentDrainClient(session)
             await client.set_draining(url, draining=True, token="s3cret", request_timeout=2)
@@ -166,8 +171,6 @@ async def test_drain_client_speaks_the_agents_contract() -> None:
                 await client.set_draining(url, draining=True, token="wrong", request_timeout=2)
             with pytest.raises(DrainError, match="ClientConnectorError"):
                 await client.set_draining("http://127.0.0.1:9/drain", draining=True, token=None, request_timeout=2)
-    finally:
-        await runner.cleanup()
     assert [m for m, _ in calls] == ["POST", "DELETE", "POST"]
 
 
@@ -187,17 +190,11 @@ async def test_drain_requests_never_follow_a_redirect(method: str) -> None:
     app = web.Application()
     app.router.add_route("*", "/drain", redirect)
     app.router.add_route("*", "/stolen", stolen)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/drain"
-    try:
+    async with serving(app) as base:
+        url = f"{base}/drain"
         async with aiohttp.ClientSession() as session:
             with pytest.raises(DrainError, match="HTTP 307"):
                 await AgentDrainClient(session).set_draining(
                     url, draining=method == "POST", token="s3cret", request_timeout=2
                 )
-    finally:
-        await runner.cleanup()
     assert elsewhere == []
