@@ -176,7 +176,8 @@ class Fleet:
     vms: tuple[VMRecord, ...]
     vmis: Mapping[str, VMIRecord]
     dvs: Mapping[str, DVRecord]
-    pods: tuple[PodRecord, ...] = ()
+    pod_ips: Mapping[str, tuple[tuple[str, ...], ...]] = dataclasses.field(default_factory=dict)
+    """VMI uid → the addresses of each virt-launcher Pod that VMI controls (normally exactly one)."""
 
     @classmethod
     def of(
@@ -187,12 +188,15 @@ class Fleet:
         pods: Iterable[PodRecord] = (),
     ) -> Fleet:
         live = tuple(sorted((vm for vm in vms if not vm.deleting), key=lambda vm: vm.name))
-        return cls(live, {vmi.name: vmi for vmi in vmis}, {dv.name: dv for dv in dvs}, tuple(pods))
+        pod_ips: dict[str, tuple[tuple[str, ...], ...]] = {}
+        for pod in pods:
+            if pod.vmi_uid:
+                pod_ips[pod.vmi_uid] = (*pod_ips.get(pod.vmi_uid, ()), pod.ips)
+        return cls(live, {vmi.name: vmi for vmi in vmis}, {dv.name: dv for dv in dvs}, pod_ips)
 
     def address(self, vmi: VMIRecord, own: Collection[str]) -> addresses.Verdict:
         """The VMI's address, when its virt-launcher Pod confirms it (see `addresses`)."""
-        pod_ips = [pod.ips for pod in self.pods if pod.vmi_uid and pod.vmi_uid == vmi.uid]
-        return addresses.verify(vmi.ip, pod_ips, own)
+        return addresses.verify(vmi.ip, self.pod_ips.get(vmi.uid, ()) if vmi.uid else (), own)
 
     def address_problems(self, own: Collection[str]) -> dict[str, str]:
         """VM name → why its VMI's address is not used."""

@@ -301,30 +301,27 @@ def parse(body: Mapping[str, Any]) -> WebAppScaling | InvalidWebAppScaling:
     try:
         return parse_valid(body)
     except SpecError as problem:
-        meta = body.get("metadata") or {}
-        return InvalidWebAppScaling(
-            name=str(meta.get("name") or ""),
-            namespace=str(meta.get("namespace") or ""),
-            uid=str(meta.get("uid") or ""),
-            generation=int(meta.get("generation") or 0),
-            error=str(problem),
-            status=copy.deepcopy(dict(body.get("status") or {})),
-        )
+        return InvalidWebAppScaling(**_identity(body), error=str(problem))
 
 
 def parse_valid(body: Mapping[str, Any]) -> WebAppScaling:
     """Like `parse`, but a bad spec raises `SpecError`."""
-    meta = body.get("metadata") or {}
-    namespace = str(meta.get("namespace") or "")
+    identity = _identity(body)
     raw = _Reader(body.get("spec") or {}, "spec")
-    return WebAppScaling(
-        name=str(meta.get("name") or ""),
-        namespace=namespace,
-        uid=str(meta.get("uid") or ""),
-        generation=int(meta.get("generation") or 0),
-        spec=Spec(scaling=_parse_spec(raw), workload=_parse_workload(raw, namespace)),
-        status=copy.deepcopy(dict(body.get("status") or {})),
-    )
+    spec = Spec(scaling=_parse_spec(raw), workload=_parse_workload(raw, identity["namespace"]))
+    return WebAppScaling(**identity, spec=spec)
+
+
+def _identity(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields a valid and an invalid WebAppScaling share: who it is, and its last written status."""
+    meta = body.get("metadata") or {}
+    return {
+        "name": str(meta.get("name") or ""),
+        "namespace": str(meta.get("namespace") or ""),
+        "uid": str(meta.get("uid") or ""),
+        "generation": int(meta.get("generation") or 0),
+        "status": copy.deepcopy(dict(body.get("status") or {})),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------

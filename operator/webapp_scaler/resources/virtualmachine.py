@@ -19,9 +19,8 @@ from webapp_scaler.constants import (
     DRAIN_TOKEN_VOLUME,
     KUBEVIRT_GROUP,
     KUBEVIRT_VERSION,
-    LABEL_VM,
 )
-from webapp_scaler.resources.owner import common_labels, owner_reference
+from webapp_scaler.resources.owner import controller_reference, owner_reference, vm_labels
 from webapp_scaler.webappscaling import GoldenImageSpec, WebAppScaling
 
 
@@ -31,7 +30,7 @@ def build_virtualmachine(owner: WebAppScaling, vm_name: str, *, warm: bool = Fal
     template = spec.workload.vm_template
     root_disk = template.root_disk_name
     dv_name = naming.root_datavolume_name(vm_name, root_disk)
-    labels = {**common_labels(owner), LABEL_VM: vm_name}
+    labels = vm_labels(owner, vm_name)
 
     vmi_spec = copy.deepcopy(dict(template.spec))
     domain = vmi_spec.setdefault("domain", {})
@@ -113,16 +112,11 @@ def build_drain_token_secret(owner: WebAppScaling, vm: Mapping[str, Any], token:
         "metadata": {
             "name": naming.drain_token_secret_name(meta["name"]),
             "namespace": owner.namespace,
-            "labels": {**common_labels(owner), LABEL_VM: meta["name"]},
+            "labels": vm_labels(owner, meta["name"]),
             "ownerReferences": [
-                {
-                    "apiVersion": f"{KUBEVIRT_GROUP}/{KUBEVIRT_VERSION}",
-                    "kind": "VirtualMachine",
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
+                controller_reference(
+                    f"{KUBEVIRT_GROUP}/{KUBEVIRT_VERSION}", "VirtualMachine", meta["name"], meta["uid"]
+                )
             ],
         },
         "stringData": {DRAIN_TOKEN_KEY: token},
