@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,8 +247,9 @@ class Reconciler:
         leaving_drain = set(decision.return_to_service) | set(decision.delete)
         to_confirm = sorted(draining - leaving_drain - self.drain_confirmed)
         # a token Secret is read only in a round that talks to that agent, not in every round
+        tokens = await self._drain_tokens(rt, spec.workload.drain_token, [*decision.return_to_service, *to_confirm])
         for name in decision.return_to_service:
-            token = await self._drain_token(rt, spec.workload.drain_token, name)
+            token = tokens[name]
             await self._set_draining(rt, spec, by_name[name].ip, name, draining=False, token=token, event=event)
             await rt.kube.patch_vm(self.namespace, name, _annotate(ANNOTATION_DRAINING_SINCE, None))
             self.expectations.returned[name] = now
@@ -265,7 +266,7 @@ class Reconciler:
             held = _held(by_name[name].sessions)
             event("Normal", str(Reason.DRAINING), f"{decision.message}; draining VM {name}{held}")
         for name in to_confirm:
-            token = await self._drain_token(rt, spec.workload.drain_token, name)
+            token = tokens[name]
             if await self._set_draining(rt, spec, by_name[name].ip, name, draining=True, token=token, event=event):
                 self.drain_confirmed.add(name)
         for name in decision.delete:
@@ -285,32 +286,44 @@ class Reconciler:
                 name = naming.vm_name(self.name)
                 try:
                     vm = await rt.kube.create_vm(resources.build_virtualmachine(was, name, warm=warm))
-                    if spec.workload.drain_token is None:  # the VM's own token; its clone takes longer
-                        token = secrets.token_urlsafe(32)
-                        await rt.kube.create_secret(resources.build_drain_token_secret(was, vm, token))
-                        self.tokens[name] = token
                 except AlreadyExists:
                     continue
                 except ApiException as error:
                     event("Warning", str(Reason.CREATE_FAILED), f"creating VM {name}: {_api_message(error)}")
                     return created
+                # expected at once: a failure below must not make the next round create another VM
                 (self.expectations.created_warm if warm else self.expectations.created)[name] = now
                 created += 1
+                if spec.workload.drain_token is None:  # the VM's own token; its clone takes longer
+                    await self._create_token(rt, was, vm, event)
                 break
         return created
 
-    async def _drain_token(self, rt: Runtime, ref: SecretKeyRef | None, vm: str) -> str | None:
-        """The bearer token for `vm`'s agent: its own (the Secret the operator made for it, cached once read)
-        or, with spec.sessions.agent.drainTokenSecretRef, the user's Secret, which admission checked the
-        user may read."""
+    async def _create_token(self, rt: Runtime, was: WebAppScaling, vm: Mapping[str, Any], event: EventSink) -> None:
+        name = vm["metadata"]["name"]
+        token = secrets.token_urlsafe(32)
+        try:
+            await rt.kube.create_secret(resources.build_drain_token_secret(was, vm, token))
+        except ApiException as error:
+            event("Warning", str(Reason.CREATE_FAILED), f"creating the drain token of VM {name}: {_api_message(error)}")
+            return
+        self.tokens[name] = token
+
+    async def _drain_tokens(self, rt: Runtime, ref: SecretKeyRef | None, vms: Iterable[str]) -> dict[str, str | None]:
+        """The bearer token for each of these VMs' agents: its own (the Secret the operator made for it,
+        cached once read) or, with spec.sessions.agent.drainTokenSecretRef, the user's Secret — which
+        admission checked its writer may read — read once for all of them."""
+        vms = list(vms)
         if ref is not None:
-            return await rt.kube.read_secret_key(self.namespace, ref.name, ref.key)
-        if vm not in self.tokens:
-            token = await rt.kube.read_secret_key(self.namespace, naming.drain_token_secret_name(vm), DRAIN_TOKEN_KEY)
-            if token is None:
-                return None
-            self.tokens[vm] = token
-        return self.tokens[vm]
+            shared = await rt.kube.read_secret_key(self.namespace, ref.name, ref.key) if vms else None
+            return dict.fromkeys(vms, shared)
+        for vm in vms:
+            if vm not in self.tokens:
+                secret = naming.drain_token_secret_name(vm)
+                token = await rt.kube.read_secret_key(self.namespace, secret, DRAIN_TOKEN_KEY)
+                if token is not None:
+                    self.tokens[vm] = token
+        return {vm: self.tokens.get(vm) for vm in vms}
 
     async def _set_draining(
         self,

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from webapp_scaler import fleet, webappscaling
 from webapp_scaler.k8s import AlreadyExists
 from webapp_scaler.reconcile import Runtime
@@ -33,6 +35,7 @@ class FakeKube:
     calls: list[tuple[str, Any]] = field(default_factory=list)
     statuses: list[dict[str, Any]] = field(default_factory=list)
     created_secrets: list[dict[str, Any]] = field(default_factory=list)
+    refuse_secrets: bool = False  # create_secret answers 403
 
     async def create_vm(self, body: Mapping[str, Any]) -> dict[str, Any]:
         if any(c == ("create_vm", body["metadata"]["name"]) for c in self.calls):
@@ -42,6 +45,8 @@ class FakeKube:
 
     async def create_secret(self, body: Mapping[str, Any]) -> None:
         self.calls.append(("create_secret", body["metadata"]["name"]))
+        if self.refuse_secrets:
+            raise ApiException(status=403, reason="Forbidden")
         for key, value in body["stringData"].items():
             self.secrets[(body["metadata"]["namespace"], body["metadata"]["name"], key)] = value
         self.created_secrets.append(dict(body))

@@ -79,6 +79,18 @@ async def test_every_vm_gets_its_own_drain_token_and_only_its_own_is_sent_to_it(
     assert sent == {"http://10.0.0.2:9100/drain": tokens[0], "http://10.0.0.3:9100/drain": tokens[1]}
 
 
+async def test_a_refused_token_secret_is_a_warning_and_creates_no_second_vm() -> None:
+    world = World()
+    world.kube.refuse_secrets = True
+    world.source.sessions = {"a": 70}
+    reconciler = Reconciler(NAMESPACE, "shop")
+    for _ in range(3):  # the watch never shows the new VM: only the expectation holds it
+        await reconciler.round(world.runtime, scaling(), ready_fleet(("a", "10.0.0.1", None)), world.event)
+        world.now += 15
+    assert len(world.kube.called("create_vm")) == 1
+    assert any("creating the drain token of VM" in m for t, r, m in world.events if r == "FailedCreate")
+
+
 async def test_a_draining_vm_is_confirmed_once_with_the_token_then_deleted_when_empty() -> None:
     world = World()
     world.kube.secrets[(NAMESPACE, "drain", "token")] = "s3cret"
