@@ -7,7 +7,10 @@
   (least-connections); existing sessions stay where they are (sticky cookie). A draining VM keeps its
   sessions until they end. When no VM is ready, new users wait at the load balancer: they count as
   overload and are placed on the first VM that becomes ready.
-- Deleting a VM that still holds sessions drops them: those users lose their session.
+- Deleting a VM that still holds sessions drops them: those users lose their session. Each of them
+  comes back once, as a new session (`returns_due`, placed by the run at the next step); a user who
+  already came back and is dropped again gives up. The fleet remembers which live sessions are such
+  returns, per VM, by their end step.
 
 Session ends are kept in a calendar (step × VM) so that a whole simulation step is a handful of array
 operations, whatever the number of sessions.
@@ -70,6 +73,8 @@ class SimulatedFleet:
         self._serving: npt.NDArray[np.int64] | None = np.zeros(0, dtype=np.int64)
         self._next_id = 0
         self.by_name: dict[str, int] = {}
+        self.returns_due = 0  # dropped users who will come back once, as new sessions
+        self._returned: dict[int, list[int]] = {}  # slot -> end steps of its sessions that are returns
 
     # -- what policies may read ----------------------------------------------------------------------
 
@@ -168,7 +173,10 @@ class SimulatedFleet:
                 continue
             if self.phase[slot] == READY:
                 self._serving = None
-            self.dropped += int(self.sessions[slot])
+            lost = int(self.sessions[slot])
+            self.dropped += lost
+            again = sum(1 for end in self._returned.pop(slot, ()) if end > self.step)
+            self.returns_due += max(0, lost - again)
             self.sessions[slot] = 0
             self.calendar[self.step + 1 : self.step + self.horizon + 1, slot] = 0
             self.phase[slot] = FREE
@@ -195,8 +203,9 @@ class SimulatedFleet:
         self.sessions -= row[: self.slots]
         self.waiting -= int(row[self.slots])
 
-    def arrive(self, lifetimes: npt.NDArray[np.int32]) -> None:
-        """Place new sessions (given by their lifetimes in steps) on the serving VMs."""
+    def arrive(self, lifetimes: npt.NDArray[np.int32], *, returning: int = 0) -> None:
+        """Place new sessions (given by their lifetimes in steps) on the serving VMs; the last
+        `returning` of them are dropped users coming back (remembered, so they come back only once)."""
         serving = self.serving()
         if len(serving) == 0:
             if len(lifetimes):
@@ -223,7 +232,15 @@ class SimulatedFleet:
         counts[:extra] += 1
         targets = serving[order[:k]]
         self.sessions[targets] += counts
-        np.add.at(self.calendar, (self.step + lifetimes, np.repeat(targets, counts)), 1)
+        columns = np.repeat(targets, counts)
+        np.add.at(self.calendar, (self.step + lifetimes, columns), 1)
+        if returning:
+            ends = (self.step + lifetimes[n - returning :]).tolist()
+            for slot, end in zip(columns[n - returning :].tolist(), ends, strict=True):
+                kept = self._returned.setdefault(slot, [])
+                kept.append(end)
+                if len(kept) > 4 * self.params.capacity:  # forget the returns that have ended
+                    kept[:] = [e for e in kept if e > self.step]
 
     def _place_waiting(self, serving: npt.NDArray[np.int64]) -> None:
         """Users who waited at the load balancer retry: spread them evenly over the serving VMs."""

@@ -1,4 +1,8 @@
-"""The benchmark's figure: the sessions, and each policy's ready capacity and VM count over time."""
+"""The benchmark's figure: the sessions, and each policy's ready capacity and cost over time.
+
+The middle panel is the cost rate (`cost_vm_minutes` per minute: running VMs, stopped warm VMs at the
+warm cost, clones in full), and every legend entry carries the policy's total cost, because that, not
+the running VM count, is what the comparisons use."""
 
 from __future__ import annotations
 
@@ -17,9 +21,11 @@ COLORS = {
     "webapp-scaler": "#d62728",
     "hpa": "#1f77b4",
     "hpa-drain": "#17becf",
+    "hpa-drain-tuned": "#2ca02c",
     "keda": "#9467bd",
     "patent-sma": "#8c564b",
     "oracle": "#7f7f7f",
+    "oracle-drain": "#bcbd22",
 }
 
 
@@ -37,17 +43,18 @@ def plot_run(result: run.Run, path: Path, *, zoom_hours: float = 6.0) -> None:
         n = min(len(hours), len(r.ready_capacity))
         style = {"color": COLORS.get(name), "linewidth": 0.8, "alpha": 0.85}
         top.plot(hours[:n], r.ready_capacity[:n], label=f"{name} ready capacity", **style)
-        middle.plot(hours[:n], r.vms[:n], label=name, **style)
+        cost = r.cost_rate
+        middle.plot(hours[:n], cost[:n], label=f"{name}: {r.metrics['cost_vm_minutes']:,.0f}", **style)
         bottom.plot(hours[:n][zoom[:n]], r.ready_capacity[:n][zoom[:n]], label=name, **style)
     s = result.settings
     top.set_title(
         f"{result.trace.name}: peak {s.peak_vms} VMs at capacity, target {s.target_per_vm:g}/VM, "
-        f"boot {s.boot_seconds:g} s, seed {s.seed}"
+        f"boot {s.boot_seconds:g} s, seed {s.seed}, {s.arrivals} arrivals, warm cost {s.warm_cost:g}"
     )
     top.set_ylabel(f"sessions / ready capacity\n({s.capacity} per VM)")
     top.legend(loc="upper left", fontsize=8, ncol=2)
-    middle.set_ylabel("running VMs")
-    middle.legend(loc="upper left", fontsize=8, ncol=3)
+    middle.set_ylabel(f"cost rate (VMs; stopped\nwarm VMs × {s.warm_cost:g})")
+    middle.legend(loc="upper left", fontsize=8, ncol=3, title="cost VM-minutes", title_fontsize=8)
     middle.set_xlabel("hours since the scored start")
     bottom.set_ylabel("sessions / ready capacity")
     bottom.set_xlabel(f"hours since the scored start: {zoom_hours:g} h around the busiest minute")

@@ -31,6 +31,15 @@ class SimulationSettings:
     sma_window_seconds: float = 120.0
     sma_lower_share: float = 0.6
     drain_timeout_seconds: float = 3600.0  # for hpa-drain; ours reads its own from the spec defaults
+    # hpa-drain-tuned: HPA configured well (scale-down window, metrics read directly at every sync).
+    tuned_scale_down_window_seconds: int = 60
+    # What a stopped (warm) VM costs per minute, as a fraction of a running one: it keeps its disk, not
+    # its CPU and memory. Every clone is paid in full on top (`run.simulate_policy`, `cost_vm_minutes`).
+    warm_cost: float = 0.1
+    arrivals: sessions.ArrivalMode = "random"  # how a trace step's users fall inside it (see `sessions`)
+    dropped_return: bool = True  # a dropped user comes back once as a new session
+    # A WebAppScaling `spec` fragment (JSON) merged over our engine's defaults: what-if runs of one setting.
+    engine_spec: str = ""
 
     @property
     def peak_sessions(self) -> float:

@@ -100,3 +100,29 @@ def test_overload_is_sessions_above_capacity(arrivals: int, overload: int) -> No
     fleet = new_fleet(1)
     fleet.arrive(lifetimes(arrivals))
     assert fleet.overload() == overload
+
+
+def test_a_dropped_user_comes_back_once() -> None:
+    fleet = new_fleet(2)
+    fleet.arrive(lifetimes(6, steps=8))
+    fleet.delete([0])
+    assert fleet.returns_due == 3  # every user of the deleted VM comes back
+    back = fleet.returns_due
+    fleet.returns_due = 0
+    fleet.advance(1, 15)
+    fleet.arrive(lifetimes(back, steps=8), returning=back)
+    assert int(fleet.sessions.sum()) == 6
+    fleet.delete([1])
+    # VM 1 held its own three users and the three returns: only its own come back
+    assert fleet.dropped == 9
+    assert fleet.returns_due == 3
+
+
+def test_a_return_that_has_ended_is_forgotten() -> None:
+    fleet = new_fleet(1)
+    fleet.arrive(lifetimes(2, steps=2), returning=2)
+    for step in (1, 2):
+        fleet.advance(step, step * 15)
+    fleet.arrive(lifetimes(4, steps=10))
+    fleet.delete([0])
+    assert (fleet.dropped, fleet.returns_due) == (4, 4)
