@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Images of webapp-scaler; build one with `docker build --target <stage> .`:
-#   operator  the kopf operator (manifests/operator/deployment.yaml runs it): the `webapp-scaler` distribution
+#   operator  the kopf operator (manifests/base/deployment.yaml runs it): the `webapp-scaler` distribution
 #   agent     the session agent: the `webapp-scaler-session-agent` distribution
 # Each stage copies and installs its own distribution's directory only; the dependency ranges are those of
 # that directory's pyproject.toml, never repeated here (tests/unit/test_dockerfile.py keeps it so).

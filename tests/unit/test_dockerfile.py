@@ -94,7 +94,7 @@ def test_operator_entrypoint_is_a_declared_console_script_and_matches_the_deploy
     stage = stages()["operator"]
     [entrypoint] = [c.value[0] for c in stage if c.cmd == "ENTRYPOINT"]
     assert entrypoint in scripts
-    deployment = yaml.safe_load((REPO / "manifests" / "operator" / "deployment.yaml").read_text())
+    deployment = yaml.safe_load((REPO / "manifests" / "base" / "deployment.yaml").read_text())
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     assert container["args"][0] == "operator"
     exposed = {int(p) for c in stage if c.cmd == "EXPOSE" for p in c.value}
