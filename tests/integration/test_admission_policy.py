@@ -1,4 +1,4 @@
-"""The admission policy (manifests/operator/admission-policy.yaml) against the real apiserver, with real
+"""The admission policy (manifests/base/admission-policy.yaml) against the real apiserver, with real
 users: a tenant ServiceAccount that may manage WebAppScalings in its own namespace only cannot make the
 operator clone another namespace's disk or read a Secret the tenant cannot read."""
 
@@ -22,7 +22,7 @@ from webapp_scaler_dev.devcluster import DevCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crds_installed", "policy_installed")]
 
-POLICY = REPO / "manifests" / "operator" / "admission-policy.yaml"
+POLICY = REPO / "manifests" / "base" / "admission-policy.yaml"
 
 
 @pytest.fixture(scope="module")
