@@ -26,6 +26,16 @@ Handler = Callable[[str, kube.Obj], None]
 """Called with the event type (ADDED, MODIFIED, DELETED) and the object, on the informer's thread."""
 
 WATCH_TIMEOUT = 50
+# a key whose reconcile fails waits RETRY_BASE_SECONDS · 2^(failures − 1), at most RETRY_CAP_SECONDS, as
+# client-go's per-item exponential rate limiter: an object the apiserver keeps refusing (a 422) is retried
+# ever more rarely instead of hammering the apiserver, and one success forgets its failures
+RETRY_BASE_SECONDS = 0.4
+RETRY_CAP_SECONDS = 30.0
+
+
+def retry_delay(failures: int, base: float = RETRY_BASE_SECONDS, cap: float = RETRY_CAP_SECONDS) -> float:
+    """Seconds before the next try of a key that failed `failures` times in a row (1 or more)."""
+    return min(base * 2.0 ** min(max(failures, 1) - 1, 30), cap)
 
 
 class Store:
@@ -126,9 +136,13 @@ class Informer(threading.Thread):
 
 
 class WorkQueue:
-    """Keys to reconcile: deduplicated, never handed to two workers at once, optionally delayed."""
+    """Keys to reconcile: deduplicated, never handed to two workers at once, optionally delayed. It also
+    counts each key's failures in a row, for all workers together: with a count per worker a key that
+    moves between workers would keep being retried at the shortest delay."""
 
-    def __init__(self) -> None:
+    def __init__(self, retry_base: float = RETRY_BASE_SECONDS, retry_cap: float = RETRY_CAP_SECONDS) -> None:
+        self.retry_base, self.retry_cap = retry_base, retry_cap
+        self._failures: dict[Key, int] = {}
         self._cond = threading.Condition()
         self._ready: list[Key] = []
         self._dirty: set[Key] = set()
@@ -182,6 +196,17 @@ class WorkQueue:
                 self._ready.append(key)
                 self._cond.notify()
 
+    def failed(self, key: Key) -> float:
+        """Count one more failure of `key`; the delay before its retry."""
+        with self._cond:
+            count = self._failures[key] = self._failures.get(key, 0) + 1
+        return retry_delay(count, self.retry_base, self.retry_cap)
+
+    def forget(self, key: Key) -> None:
+        """`key` reconciled: its next failure waits the shortest delay again."""
+        with self._cond:
+            self._failures.pop(key, None)
+
     def shutdown(self) -> None:
         with self._cond:
             self._shutdown = True
@@ -200,16 +225,14 @@ Reconciler = Callable[[str, str], float | None]
 
 
 def run_worker(queue: WorkQueue, reconcilers: dict[str, Reconciler]) -> None:
-    failures: dict[Key, int] = {}
     while (key := queue.get()) is not None:
         controller, namespace, name = key
         again: float | None
         try:
             again = reconcilers[controller](namespace, name)
-            failures.pop(key, None)
+            queue.forget(key)
         except ApiException as error:
-            count = failures[key] = failures.get(key, 0) + 1
-            again = min(0.2 * 2 ** min(count, 6), 10.0)
+            again = queue.failed(key)
             level = logging.DEBUG if error.status == 409 else logging.WARNING
             log.log(
                 level,
@@ -224,8 +247,7 @@ def run_worker(queue: WorkQueue, reconcilers: dict[str, Reconciler]) -> None:
                 ),
             )
         except Exception:
-            count = failures[key] = failures.get(key, 0) + 1
-            again = min(0.2 * 2 ** min(count, 6), 10.0)
+            again = queue.failed(key)
             log.exception("reconcile crashed", extra=fields(controller=controller, namespace=namespace, name=name))
         finally:
             queue.done(key)

@@ -58,6 +58,12 @@ def build(config: EmulatorConfig) -> Network:
     return LoopbackNetwork(config)
 
 
+# While a VM lives, its emulator holds this port of the VM's loopback address: a bind is atomic, so two
+# emulators on one host (two test workers) can never hand out the same address, even before either
+# guest has bound its own ports.
+CLAIM_PORT = 65100
+
+
 class LoopbackNetwork:
     mode = "loopback"
 
@@ -65,6 +71,7 @@ class LoopbackNetwork:
         self.base = int(ipaddress.IPv4Address(config.loopback_base))
         self.ports = config.guest_ports
         self._used: set[int] = set()
+        self._claims: dict[int, socket.socket] = {}
         self._lock = threading.Lock()
 
     def prepare(self) -> None:
@@ -82,14 +89,22 @@ class LoopbackNetwork:
                 if index in self._used or index % 256 in (0, 255):
                     continue
                 ip = str(ipaddress.IPv4Address(self.base + index))
-                if all(_port_free(ip, port) for port in self.ports):  # another emulator may hold it
-                    self._used.add(index)
-                    return Attachment(ip, index)
+                if not all(_port_free(ip, port) for port in self.ports):  # some other process holds it
+                    continue
+                claim = _claim(ip)
+                if claim is None:  # another emulator's VM has it
+                    continue
+                self._used.add(index)
+                self._claims[index] = claim
+                return Attachment(ip, index)
         raise RuntimeError("no free loopback address left")
 
     def detach(self, attachment: Attachment) -> None:
         with self._lock:
             self._used.discard(attachment.index)
+            claim = self._claims.pop(attachment.index, None)
+        if claim is not None:
+            claim.close()
 
     def wrap(self, argv: list[str], attachment: Attachment) -> list[str]:
         return argv
@@ -101,7 +116,22 @@ class LoopbackNetwork:
         return "127.0.0.1"
 
     def shutdown(self) -> None:
-        pass
+        with self._lock:
+            claims, self._claims = list(self._claims.values()), {}
+        for claim in claims:
+            claim.close()
+
+
+def _claim(ip: str) -> socket.socket | None:
+    """A listening socket on (ip, CLAIM_PORT) without SO_REUSEADDR, or None when another holds it."""
+    claim = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        claim.bind((ip, CLAIM_PORT))
+        claim.listen(0)
+    except OSError:
+        claim.close()
+        return None
+    return claim
 
 
 def _port_free(ip: str, port: int) -> bool:
@@ -129,15 +159,21 @@ class NetnsNetwork:
         if os.geteuid() != 0:
             raise PermissionError("--network netns needs root (network namespaces and veth pairs)")
         self.remove_stale()
+        self._ensure_bridge()
+        log.info("bridge ready", extra=fields(bridge=self.bridge, gateway=self.gateway, subnet=str(self.subnet)))
+
+    def _ensure_bridge(self) -> None:
+        """The shared bridge with the gateway address, up. Idempotent and safe against other emulators
+        doing the same at the same moment (an "exists" from `ip` is success), and called before every VM:
+        an emulator that stopped while this one had no VM may have removed the bridge."""
         if not _ip("link", "show", self.bridge, check=False):
-            _ip("link", "add", self.bridge, "type", "bridge")
+            _ip("link", "add", self.bridge, "type", "bridge", check=False)
         addresses = subprocess.run(
             ["ip", "-o", "-4", "addr", "show", "dev", self.bridge], capture_output=True, text=True, check=True
         ).stdout
         if f" {self.gateway}/" not in addresses:
-            _ip("addr", "add", f"{self.gateway}/{self.subnet.prefixlen}", "dev", self.bridge)
+            _ip("addr", "add", f"{self.gateway}/{self.subnet.prefixlen}", "dev", self.bridge, check=False)
         _ip("link", "set", self.bridge, "up")
-        log.info("bridge ready", extra=fields(bridge=self.bridge, gateway=self.gateway, subnet=str(self.subnet)))
 
     def remove_stale(self) -> None:
         """Namespaces of emulators that are gone (killed without cleanup): their guests and links."""
@@ -154,7 +190,24 @@ class NetnsNetwork:
             log.info("removed stale network namespace", extra=fields(netns=name))
 
     def attach(self, preferred: str | None = None) -> Attachment:
+        """A namespace and veth pair for one VM. Another emulator on this host may pick the same free
+        index at the same moment: whoever creates the veth first has it, the other takes the next one."""
+        error = ""
+        for _attempt in range(8):
+            attachment = self._reserve(preferred)
+            preferred = None
+            veth, peer = attachment.veth or "", _peer(attachment.index)
+            created = subprocess.run(
+                ["ip", "link", "add", veth, "type", "veth", "peer", "name", peer], capture_output=True, text=True
+            )
+            if created.returncode == 0:
+                return self._attach(attachment)
+            error = created.stderr.strip()  # taken by another emulator since we looked: it stays marked
+        raise RuntimeError(f"no VM address: every veth pair tried was taken meanwhile (last: {error})")
+
+    def _reserve(self, preferred: str | None) -> Attachment:
         with self._lock:
+            self._ensure_bridge()
             taken = _link_names()
             candidates = list(range(2, min(self.subnet.num_addresses - 1, 65535)))
             if preferred:
@@ -171,12 +224,13 @@ class NetnsNetwork:
             else:
                 raise RuntimeError("no free address left in the VM subnet")
         ip = str(self.subnet.network_address + index)
-        netns = f"{NETNS_PREFIX}{self._pid}-{index}"
-        peer = f"wep{index:04x}"
-        attachment = Attachment(ip, index, netns, veth)
+        return Attachment(ip, index, f"{NETNS_PREFIX}{self._pid}-{index}", veth)
+
+    def _attach(self, attachment: Attachment) -> Attachment:
+        """The rest of the plumbing, once the veth pair is ours."""
+        ip, netns, veth, peer = attachment.ip, attachment.netns or "", attachment.veth or "", _peer(attachment.index)
         try:
             _ip("netns", "add", netns)
-            _ip("link", "add", veth, "type", "veth", "peer", "name", peer)
             _ip("link", "set", peer, "netns", netns)
             _ip("link", "set", veth, "master", self.bridge)
             _ip("link", "set", veth, "up")
@@ -211,16 +265,27 @@ class NetnsNetwork:
         return self.gateway
 
     def shutdown(self) -> None:
-        """Remove our namespaces; drop the bridge once no other emulator's VM is attached to it."""
+        """Remove our namespaces; drop the bridge once no other emulator runs on this host (none of its
+        namespaces left, no VM attached): a running emulator between VMs still needs it, and would
+        otherwise have to re-create it (`_ensure_bridge` does, but its host routes flap meanwhile)."""
         for name in _netns_names():
             if name.startswith(f"{NETNS_PREFIX}{self._pid}-"):
                 _kill_netns_processes(name)
                 _ip("netns", "del", name, check=False)
+        others = [
+            name
+            for name in _netns_names()
+            if (match := re.fullmatch(rf"{NETNS_PREFIX}(\d+)-(\d+)", name)) and _alive(int(match.group(1)))
+        ]
         ports = subprocess.run(
             ["ip", "-o", "link", "show", "master", self.bridge], capture_output=True, text=True, check=False
         ).stdout.strip()
-        if not ports:
+        if not ports and not others:
             _ip("link", "del", self.bridge, check=False)
+
+
+def _peer(index: int) -> str:
+    return f"wep{index:04x}"
 
 
 def _ip(*args: str, check: bool = True) -> bool:

@@ -12,6 +12,8 @@ PLURAL = "webappscalings"
 
 KUBEVIRT_GROUP, KUBEVIRT_VERSION = "kubevirt.io", "v1"
 CDI_GROUP, CDI_VERSION = "cdi.kubevirt.io", "v1beta1"
+GATEWAY_GROUP, GATEWAY_VERSION = "gateway.networking.k8s.io", "v1"  # Gateway API: HTTPRoute, Gateway, …
+HTTPROUTE_CRD = f"httproutes.{GATEWAY_GROUP}"
 
 FIELD_MANAGER = "webapp-scaler"
 
@@ -40,7 +42,11 @@ class ConditionType(StrEnum):
     SCALING = "Scaling"
     METRICS_AVAILABLE = "MetricsAvailable"
     GOLDEN_IMAGE_READY = "GoldenImageReady"
-    STALLED = "Stalled"  # kstatus: True means the operator cannot make progress without a person
+    # kstatus's abnormal-true pair (sigs.k8s.io/cli-utils pkg/kstatus): never both True at once
+    RECONCILING = "Reconciling"  # True while the operator works towards the spec (VMs cloning, booting, draining)
+    STALLED = "Stalled"  # True when the operator cannot make progress without a person
+    DRAIN_READY = "DrainReady"  # a drain in the configured mode keeps the draining VMs' users
+    ROUTE_READY = "RouteReady"  # the HTTPRoute of spec.route is applied as asked (only with spec.route)
 
 
 class Reason(StrEnum):
@@ -70,9 +76,40 @@ class Reason(StrEnum):
     METRICS_OK = "ValidMetricFound"
     UNTRUSTED_ADDRESS = "UntrustedAddress"
     NO_READY_VMS = "NoReadyVMs"
-    # objects of another owner in the way (Stalled)
-    NAME_CONFLICT = "NameConflict"
-    NO_CONFLICT = "NoConflict"
+    # what needs a person (Stalled; also InvalidSpec, GoldenImageNotFound, GoldenImageFailed,
+    # CloneNotAuthorized and FailedCreate, a VM create the apiserver refused)
+    NAME_CONFLICT = "NameConflict"  # objects of another owner in the way
+    NOT_STALLED = "NotStalled"
+    # the work towards the spec (Reconciling; also GoldenImageNotReady while the image imports)
+    VMS_CHANGING = "VMsChanging"  # VMs cloning, booting, starting, draining or failed, or the round acted
+    VMS_SETTLED = "VMsSettled"
+    BLOCKED = "Blocked"  # Reconciling False because Stalled is True
+    # the drain mode against the agents and the load balancer (DrainReady)
+    DRAIN_MODE_SUPPORTED = "DrainModeSupported"
+    DRAIN_DISABLED = "DrainDisabled"
+    DRAIN_MODE_UNSUPPORTED = "DrainModeUnsupported"  # an agent answered 409 to the mode; also its Event
+    DRAIN_LOSES_SESSIONS = "DrainLosesSessions"  # Readiness behind a load balancer that drops not-ready VMs
+    RETRY_NOT_IMPLEMENTED = "RetryNotImplemented"  # RefuseNewSessions behind one that does not retry a 503
+    # the HTTPRoute (RouteReady); a name conflict there is NameConflict, as for the Service and the Ingress
+    ROUTE_APPLIED = "RouteApplied"
+    GATEWAY_API_NOT_INSTALLED = "GatewayAPINotInstalled"
+    SESSION_PERSISTENCE_UNSUPPORTED = "SessionPersistenceUnsupported"
+    ROUTE_REJECTED = "RouteRejected"  # the apiserver refused the HTTPRoute (e.g. a bad pass-through filter)
+    # a step of the round that failed (Stalled when the apiserver refused our object, else Ready False)
+    GOLDEN_IMAGE_REJECTED = "GoldenImageRejected"
+    GOLDEN_IMAGE_READ_FAILED = "GoldenImageReadFailed"
+    SERVICE_REJECTED = "ServiceRejected"
+    SERVICE_APPLY_FAILED = "ServiceApplyFailed"
+    INGRESS_REJECTED = "IngressRejected"
+    INGRESS_APPLY_FAILED = "IngressApplyFailed"
+    HTTPROUTE_REJECTED = "HTTPRouteRejected"
+    HTTPROUTE_APPLY_FAILED = "HTTPRouteApplyFailed"
+    DRAIN_TOKEN_REJECTED = "DrainTokenRejected"
+    DRAIN_TOKEN_FAILED = "DrainTokenFailed"
+    SCALE_ACTION_REJECTED = "ScaleActionRejected"
+    SCALE_ACTION_FAILED = "ScaleActionFailed"
+    STATUS_PATCH_REJECTED = "StatusPatchRejected"
+    STATUS_PATCH_FAILED = "StatusPatchFailed"
     # the fleet (Ready)
     ALL_READY = "AllVMsReady"
     VMS_NOT_READY = "VMsNotReady"
@@ -82,4 +119,7 @@ class Reason(StrEnum):
     DRAINING = "Draining"
     DELETED = "DeletedDrainedVM"
     CREATE_FAILED = "FailedCreate"
+    # hand edits (docs/operator.md "Hand edits")
+    VM_STOPPED = "VMStopped"  # a VM stopped by a person: not counted, left alone
+    REPAIRED = "Repaired"  # a Service, Ingress or HTTPRoute of ours deleted by hand was made again
     DRAIN_FAILED = "FailedDrain"

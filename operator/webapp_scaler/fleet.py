@@ -2,9 +2,9 @@
 
 Pure: the operator's watch indexes hand over compact records of VirtualMachines, their VMIs and
 their DataVolumes; nothing here calls the API. A VM's phase comes from (in this order) its
-`draining-since` annotation, the warm-pool annotation with `runStrategy: Halted`, its DataVolume's
-clone phase, and its VMI's Ready condition — never from the operator's memory, so a restarted
-operator sees exactly what the last one left.
+`draining-since` annotation, `runStrategy: Halted` (with the warm-pool annotation a warm VM, without it a
+VM a person stopped), its DataVolume's clone phase, and its VMI's Ready condition — never from the
+operator's memory, so a restarted operator sees exactly what the last one left.
 """
 
 from __future__ import annotations
@@ -157,8 +157,9 @@ def dv_record(body: Mapping[str, Any]) -> DVRecord:
 def phase_of(vm: VMRecord, vmi: VMIRecord | None, dvs: Mapping[str, DVRecord]) -> model.VMPhase:
     if vm.draining_since is not None:
         return model.VMPhase.DRAINING
-    if vm.warm and vm.run_strategy == "Halted":
-        return model.VMPhase.WARM
+    if vm.run_strategy == "Halted":
+        # the operator halts only warm-pool VMs, so any other Halted VM is a person's doing
+        return model.VMPhase.WARM if vm.warm else model.VMPhase.STOPPED
     clones = [dvs.get(name) for name in vm.datavolumes]
     if any(dv is not None and dv.phase == "Failed" for dv in clones) or vm.printable_status in FAILED_VM_STATUSES:
         return model.VMPhase.FAILED

@@ -1,17 +1,31 @@
-"""kopf registration only: watch indexes of our VMs, and one loop per WebAppScaling that parses it and
-calls the reconciler every scrape interval. Everything else lives in `reconcile`."""
+"""kopf registration only: watch indexes of our VMs, a watch of the Services, Ingresses and HTTPRoutes we
+control, and one loop per WebAppScaling that parses it and calls the reconciler every scrape interval
+(and repairs those objects in between when the watch says they changed). Everything else lives in
+`reconcile`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 import kopf
 
 from webapp_scaler import fleet, naming, telemetry, webappscaling
-from webapp_scaler.constants import CDI_GROUP, GROUP, KUBEVIRT_GROUP, LABEL_SCALING, PLURAL, VERSION
+from webapp_scaler.constants import (
+    API_VERSION,
+    CDI_GROUP,
+    GATEWAY_GROUP,
+    GATEWAY_VERSION,
+    GROUP,
+    KIND,
+    KUBEVIRT_GROUP,
+    LABEL_SCALING,
+    PLURAL,
+    VERSION,
+)
 from webapp_scaler.k8s import Kube
 from webapp_scaler.reconcile import Reconciler, Runtime
 from webapp_scaler.sources.agent_http import AgentHTTPSource
@@ -72,6 +86,66 @@ def dv_index(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[tuple[str, 
     return {(record.namespace, labels[LABEL_SCALING]): record}
 
 
+def _controller(meta: Mapping[str, Any]) -> str | None:
+    """The name of the WebAppScaling whose controller ownerReference the object carries, else None."""
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == KIND and ref.get("apiVersion") == API_VERSION:
+            return str(ref.get("name") or "") or None
+    return None
+
+
+def _is_controlled(meta: kopf.Meta, **_: Any) -> bool:
+    return _controller(meta) is not None
+
+
+def _owned_object_handler(kind: str) -> Any:
+    def owned_object_event(
+        type: str | None, meta: kopf.Meta, namespace: str | None, name: str | None, memo: kopf.Memo, **_: Any
+    ) -> None:
+        """A Service, Ingress or HTTPRoute a WebAppScaling controls was changed or deleted (not the initial
+        listing, type None): its owner's loop repairs it now instead of at the next periodic re-apply."""
+        owner = _controller(meta)
+        if type not in ("MODIFIED", "DELETED") or owner is None or namespace is None or name is None:
+            return
+        reconciler = memo.get("reconcilers", {}).get(naming.key(namespace, owner))
+        if reconciler is not None:
+            reconciler.owned_object_changed(kind, name, deleted=type == "DELETED")
+
+    return owned_object_event
+
+
+# watched by their controller ownerReference, not our labels: a person may remove the labels too
+for _group, _version, _plural, _kind in (
+    ("", "v1", "services", "Service"),
+    ("networking.k8s.io", "v1", "ingresses", "Ingress"),
+    (GATEWAY_GROUP, GATEWAY_VERSION, "httproutes", "HTTPRoute"),  # without Gateway API kopf only warns
+):
+    kopf.on.event(_group, _version, _plural, when=_is_controlled, id=f"owned-{_plural}")(_owned_object_handler(_kind))
+
+
+async def _pause(reconciler: Reconciler, stopped: kopf.DaemonStopped, deadline: float) -> bool:
+    """Wait until `deadline` (the next round), the daemon's stop, or a repair the watch asked for; True
+    for the repair (then clear it and wait on), False for the other two."""
+    loop = asyncio.get_running_loop()
+    due = reconciler.repair_due
+    left = deadline - loop.time()
+    if due.is_set():
+        return True
+    if left <= 0:
+        return False
+
+    async def until_stopped() -> None:
+        await stopped.wait(left)
+
+    waits = [asyncio.ensure_future(due.wait()), asyncio.ensure_future(until_stopped())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+    return due.is_set() and not stopped
+
+
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
 async def webappscaling_loop(
     body: kopf.Body,
@@ -109,8 +183,15 @@ async def webappscaling_loop(
             except Exception as error:  # one failed round must not end the loop; the next retries
                 logger.exception(f"reconcile round failed: {error}")
                 interval = max(interval, ERROR_BACKOFF_SECONDS)
-            elapsed = asyncio.get_running_loop().time() - started
-            await stopped.wait(max(0.0, interval - elapsed))
+            deadline = started + interval
+            while not stopped and await _pause(reconciler, stopped, deadline):
+                if body.metadata.get("deletionTimestamp"):
+                    reconciler.repair_due.clear()  # else the wait returns at once, again and again
+                    continue  # the garbage collector takes what it owns: nothing is made again now
+                try:
+                    await reconciler.repair(memo.runtime, webappscaling.parse(body), event)
+                except Exception as error:  # the next round retries, and reports
+                    logger.exception(f"repairing the Service, Ingress or HTTPRoute failed: {error}")
     finally:
         if stopped.reason and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
             memo.reconcilers.pop(key, None)

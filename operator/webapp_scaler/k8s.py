@@ -21,6 +21,8 @@ from webapp_scaler.constants import (
     CDI_GROUP,
     CDI_VERSION,
     FIELD_MANAGER,
+    GATEWAY_GROUP,
+    GATEWAY_VERSION,
     GROUP,
     KUBEVIRT_GROUP,
     KUBEVIRT_VERSION,
@@ -160,13 +162,27 @@ class Kube:
         data = (secret.data or {}).get(key)
         return base64.b64decode(data).decode().strip() if data else None
 
-    # ---- Service and Ingress ------------------------------------------------------------------------
+    # ---- Service, Ingress and HTTPRoute ------------------------------------------------------------
     async def apply(self, body: Mapping[str, Any]) -> None:
         """Server-side apply under our field manager: fields others set (annotations from an ingress
-        controller, a cloud LB's status) survive, and a conflicting field of ours is taken back (force)."""
+        controller, a cloud LB's status, a Gateway controller's route status) survive, a conflicting field
+        of ours is taken back (force), and a field we no longer send is removed."""
         name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
         payload = json.loads(json.dumps(body))
-        if body["kind"] == "Service":
+        if body["kind"] == "HTTPRoute":
+            await asyncio.to_thread(
+                self._custom.patch_namespaced_custom_object,
+                GATEWAY_GROUP,
+                GATEWAY_VERSION,
+                namespace,
+                "httproutes",
+                name,
+                payload,
+                field_manager=FIELD_MANAGER,
+                force=True,
+                _content_type=APPLY_PATCH,
+            )
+        elif body["kind"] == "Service":
             await asyncio.to_thread(
                 self._core.patch_namespaced_service,
                 name,
@@ -191,7 +207,10 @@ class Kube:
             raise ValueError(f"cannot apply a {body['kind']}")
 
     async def get_network_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        """The Service or Ingress of that name as the API has it, or None when there is none."""
+        """The Service, Ingress or HTTPRoute of that name as the API has it, or None when there is none
+        (for an HTTPRoute also when the cluster has no Gateway API)."""
+        if kind == "HTTPRoute":
+            return await self._get_gateway_api("httproutes", namespace, name)
         if kind not in ("Service", "Ingress"):
             raise ValueError(f"cannot read a {kind}")
         try:
@@ -214,6 +233,58 @@ class Kube:
         except ApiException as error:
             if error.status != 404:
                 raise
+
+    async def delete_route(self, namespace: str, name: str) -> None:
+        try:
+            await asyncio.to_thread(
+                self._custom.delete_namespaced_custom_object,
+                GATEWAY_GROUP,
+                GATEWAY_VERSION,
+                namespace,
+                "httproutes",
+                name,
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    # ---- what the cluster's Gateway API serves ------------------------------------------------------
+    async def get_crd(self, name: str) -> dict[str, Any] | None:
+        """A CustomResourceDefinition (e.g. httproutes.gateway.networking.k8s.io), or None when absent."""
+        try:
+            api = kubernetes.client.ApiextensionsV1Api(self.api)
+            crd = await asyncio.to_thread(api.read_custom_resource_definition, name)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return cast(dict[str, Any], self.api.sanitize_for_serialization(crd))
+
+    async def get_gateway(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._get_gateway_api("gateways", namespace, name)
+
+    async def get_gateway_class(self, name: str) -> dict[str, Any] | None:
+        try:
+            obj = await asyncio.to_thread(
+                self._custom.get_cluster_custom_object, GATEWAY_GROUP, GATEWAY_VERSION, "gatewayclasses", name
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return cast(dict[str, Any], obj)
+
+    async def _get_gateway_api(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A namespaced Gateway API object; None when absent or when the cluster has no such resource."""
+        try:
+            obj = await asyncio.to_thread(
+                self._custom.get_namespaced_custom_object, GATEWAY_GROUP, GATEWAY_VERSION, namespace, plural, name
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return cast(dict[str, Any], obj)
 
     # ---- WebAppScaling status -----------------------------------------------------------------------
     async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:

@@ -27,6 +27,10 @@ class VMPhase(enum.StrEnum):
     WARM = "Warm"  # warm pool: pre-cloned (or still cloning), stopped
     STARTING = "Starting"  # a warm VM that was started and is booting
     FAILED = "Failed"  # clone or boot failed
+    # runStrategy Halted outside the warm pool: a person stopped it (kubectl patch, virtctl stop). Not
+    # capacity — a stopped VM serves nobody — and never chosen, drained or deleted: it may be stopped to
+    # be inspected, and the operator does not fight a person over it
+    STOPPED = "Stopped"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -97,7 +101,8 @@ class EngineMemory:
     trend: Trend | None = None
     boot_seconds: tuple[float, ...] = ()  # measured clone+boot durations, newest last
     start_seconds: tuple[float, ...] = ()  # measured warm-VM start durations, newest last
-    measured: frozenset[str] = frozenset()  # VMs whose boot is already measured
+    measured: frozenset[str] = frozenset()  # VMs seen Ready or draining: boot measured, and they have served
+    failed_rounds: int = 0  # rounds in a row in which no Ready VM gave a valid count (spec.sessions.fallback)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

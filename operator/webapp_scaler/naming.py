@@ -40,6 +40,19 @@ def ingress_name(scaling: str) -> str:
     return scaling
 
 
+def route_name(scaling: str) -> str:
+    """The HTTPRoute of spec.route."""
+    return scaling
+
+
+EXAMPLE_SUFFIX = "x" * SUFFIX_LENGTH
+
+
+def example_vm_name(scaling: str) -> str:
+    """The name `webapp-scaler render` shows for a VM; the operator picks a random suffix for each."""
+    return f"{scaling}-{EXAMPLE_SUFFIX}"
+
+
 def selector(scaling: str) -> str:
     return f"{LABEL_SCALING}={scaling}"
 

@@ -13,8 +13,14 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class Config:
     namespaces: tuple[str, ...]  # empty: the whole cluster
-    standalone: bool
-    peering: str
+    standalone: bool  # no coordination at all (tests, demo): acts at once, never waits for the Lease
+    leader_elect: bool  # act only while holding the Lease (webapp_scaler.leader); False when standalone
+    lease_name: str
+    lease_namespace: str
+    lease_identity: str
+    lease_duration: float
+    renew_deadline: float
+    retry_period: float
     liveness_endpoint: str | None
     metrics_port: int  # 0: no metrics endpoint
     metrics_address: str
@@ -34,17 +40,53 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="watch only this namespace (repeatable; env WEBAPP_SCALER_NAMESPACES=a,b)",
     )
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch the whole cluster (default)")
-    peering = parser.add_mutually_exclusive_group()
-    peering.add_argument(
+    coordination = parser.add_mutually_exclusive_group()
+    coordination.add_argument(
         "--standalone",
         action="store_true",
         default=env("WEBAPP_SCALER_STANDALONE", "") == "true",
-        help="no peering: the only replica (tests, demo)",
+        help="no coordination at all: act at once, the only replica (tests, demo); it still claims the Lease "
+        "so that a second standalone operator is reported",
     )
-    peering.add_argument(
-        "--peering",
-        default=env("WEBAPP_SCALER_PEERING", "webapp-scaler"),
-        help="kopf peering name: replicas sharing it keep one of them active (default webapp-scaler)",
+    coordination.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=env("WEBAPP_SCALER_LEADER_ELECT", "true") != "false",
+        help="act only while holding the leader election Lease, so one of several replicas acts "
+        "(default; --no-leader-elect is --standalone)",
+    )
+    parser.add_argument(
+        "--lease-name",
+        default=env("WEBAPP_SCALER_LEASE_NAME", "webapp-scaler"),
+        help="the coordination.k8s.io Lease of the election (default webapp-scaler)",
+    )
+    parser.add_argument(
+        "--lease-namespace",
+        default=env("WEBAPP_SCALER_LEASE_NAMESPACE", ""),
+        help="its namespace (default: the pod's, from POD_NAMESPACE or the service account, else webapp-scaler)",
+    )
+    parser.add_argument(
+        "--lease-identity",
+        default=env("WEBAPP_SCALER_LEASE_IDENTITY", ""),
+        help="this replica's holder identity (default: host name and a random suffix)",
+    )
+    parser.add_argument(
+        "--lease-duration",
+        type=float,
+        default=float(env("WEBAPP_SCALER_LEASE_DURATION", "15")),
+        help="seconds a standby waits, since it last saw the Lease change, before taking it (default 15)",
+    )
+    parser.add_argument(
+        "--renew-deadline",
+        type=float,
+        default=float(env("WEBAPP_SCALER_RENEW_DEADLINE", "10")),
+        help="seconds the leader may fail to renew before it stops acting and exits (default 10)",
+    )
+    parser.add_argument(
+        "--retry-period",
+        type=float,
+        default=float(env("WEBAPP_SCALER_RETRY_PERIOD", "2")),
+        help="seconds between attempts to acquire or renew (default 2)",
     )
     parser.add_argument(
         "--liveness",
@@ -74,8 +116,14 @@ def own_addresses(environ: Mapping[str, str]) -> frozenset[str]:
 def from_args(args: argparse.Namespace) -> Config:
     return Config(
         namespaces=() if args.all_namespaces else tuple(args.namespace),
-        standalone=bool(args.standalone),
-        peering=str(args.peering),
+        standalone=bool(args.standalone or not args.leader_elect),
+        leader_elect=bool(args.leader_elect and not args.standalone),
+        lease_name=str(args.lease_name),
+        lease_namespace=str(args.lease_namespace),
+        lease_identity=str(args.lease_identity),
+        lease_duration=float(args.lease_duration),
+        renew_deadline=float(args.renew_deadline),
+        retry_period=float(args.retry_period),
         liveness_endpoint=None if args.liveness == "off" else str(args.liveness),
         metrics_port=int(args.metrics_port),
         metrics_address=str(args.metrics_address),

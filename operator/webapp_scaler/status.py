@@ -14,13 +14,17 @@ from webapp_scaler.constants import ConditionType, Reason
 from webapp_scaler.engine.decide import ACTIVE
 from webapp_scaler.fleet import format_time
 from webapp_scaler.golden_image import GoldenImageVerdict
+from webapp_scaler.load_balancers import Concern, RouteVerdict
 from webapp_scaler.sources.base import Reading
 
 
 @dataclass(frozen=True, slots=True)
 class Condition:
+    """`status` None is Kubernetes' "Unknown": the operator cannot tell yet (no VM to read sessions from,
+    a golden image still importing) — neither a success nor a failure for kstatus or Argo CD."""
+
     type: ConditionType
-    status: bool
+    status: bool | None
     reason: str
     message: str
 
@@ -35,20 +39,25 @@ def conditions(
     spec_error: str | None,
     conflicts: Sequence[str] = (),
     untrusted: Mapping[str, str] | None = None,
+    drain_refused: Mapping[str, str] | None = None,
+    drain_concerns: Sequence[Concern] = (),
+    route: RouteVerdict | None = None,
+    create_refused: str | None = None,
 ) -> list[Condition]:
-    """Ready, Scaling, MetricsAvailable, GoldenImageReady, Stalled. `golden` is None only for an invalid
-    spec (there is no golden image to look at); `conflicts` names objects of another owner in our names."""
-    if conflicts:
-        stalled = Condition(ConditionType.STALLED, True, Reason.NAME_CONFLICT, "; ".join(conflicts))
-    else:
-        stalled = Condition(
-            ConditionType.STALLED, False, Reason.NO_CONFLICT, "the Service and Ingress names are this object's own"
-        )
+    """Ready, Scaling, MetricsAvailable, GoldenImageReady, Reconciling, Stalled, DrainReady, and RouteReady
+    when the spec has a route. `golden` is None only for an invalid spec (there is no golden image to look
+    at); `conflicts` names objects of another owner in our names; `drain_refused` the VMs whose agent
+    refused the drain mode, `drain_concerns` what the load balancers do to a drain in this mode;
+    `create_refused` why the apiserver refused this round's VM create (403, 422), None when it did not."""
+    stalled = stalled_condition(
+        spec_error=spec_error, golden=golden, conflicts=conflicts, create_refused=create_refused
+    )
+    reconciling = reconciling_condition(stalled=stalled, golden=golden, states=states, decision=decision)
     ready_vms = sum(1 for s in states if s.phase == model.VMPhase.READY)
     failed = [r for r in readings if r.sessions is None]
     if not readings:
         metrics = Condition(
-            ConditionType.METRICS_AVAILABLE, False, Reason.NO_READY_VMS, "no ready VM to read sessions from"
+            ConditionType.METRICS_AVAILABLE, None, Reason.NO_READY_VMS, "no ready VM to read sessions from"
         )
     elif len(failed) == len(readings):
         metrics = Condition(
@@ -73,7 +82,9 @@ def conditions(
             Condition(ConditionType.SCALING, False, Reason.INVALID_SPEC, invalid),
             metrics,
             Condition(ConditionType.GOLDEN_IMAGE_READY, False, Reason.INVALID_SPEC, f"not checked: {invalid}"),
+            reconciling,
             stalled,
+            Condition(ConditionType.DRAIN_READY, False, Reason.INVALID_SPEC, f"not checked: {invalid}"),
         ]
     if decision is None:
         scaling = Condition(ConditionType.SCALING, False, golden.reason, "waiting for the golden image")
@@ -87,12 +98,141 @@ def conditions(
         ready = Condition(ConditionType.READY, True, Reason.ALL_READY, f"{ready_vms} of {desired} VMs ready")
     else:
         ready = Condition(ConditionType.READY, False, Reason.VMS_NOT_READY, f"{ready_vms} of {desired} VMs ready")
-    golden_condition = Condition(ConditionType.GOLDEN_IMAGE_READY, golden.ready, golden.reason, golden.message)
+    importing = not golden.ready and golden.reason == Reason.GOLDEN_IMAGE_NOT_READY  # not ready *yet*
+    golden_condition = Condition(
+        ConditionType.GOLDEN_IMAGE_READY, None if importing else golden.ready, golden.reason, golden.message
+    )
     if untrusted:
         first = min(untrusted)
         detail = f"; {len(untrusted)} VM address(es) not trusted, e.g. {first}: {untrusted[first]}"
         metrics = Condition(metrics.type, metrics.status, metrics.reason, metrics.message + detail)
-    return [ready, scaling, metrics, golden_condition, stalled]
+    stopped = sorted(s.name for s in states if s.phase is model.VMPhase.STOPPED)
+    if stopped:
+        ready = Condition(ready.type, ready.status, ready.reason, ready.message + stopped_note(stopped))
+    found = [ready, scaling, metrics, golden_condition, reconciling, stalled]
+    if spec is not None:
+        found.append(drain_condition(spec.scale_in.drain, drain_refused or {}, drain_concerns))
+    if route is not None:
+        found.append(Condition(ConditionType.ROUTE_READY, route.ready, route.reason, route.message))
+    return found
+
+
+def stopped_note(names: Sequence[str]) -> str:
+    """Ready's word on VMs a person stopped: they are neither capacity nor the operator's to touch, so the
+    reader learns why there are more VMs than replicas and what ends it."""
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return (
+        f"; {len(names)} VM(s) stopped by hand and not counted: {shown} (spec.runStrategy Halted; left alone: "
+        "set runStrategy Always to return it, or delete it)"
+    )
+
+
+# golden-image verdicts no round of the operator can get past: a person creates, repairs or grants
+_STALLING_GOLDEN = (Reason.GOLDEN_IMAGE_NOT_FOUND, Reason.GOLDEN_IMAGE_FAILED, Reason.CLONE_NOT_AUTHORIZED)
+# VM phases still on their way: a clone, a boot, a start (KubeVirt and CDI carry these on by themselves),
+# and a drain or a failed VM, which the operator itself finishes or replaces — but not while paused
+_ON_THEIR_WAY = (model.VMPhase.CLONING, model.VMPhase.BOOTING, model.VMPhase.STARTING)
+_IN_FLIGHT = (*_ON_THEIR_WAY, model.VMPhase.DRAINING, model.VMPhase.FAILED)
+
+
+def stalled_condition(
+    *,
+    spec_error: str | None,
+    golden: GoldenImageVerdict | None,
+    conflicts: Sequence[str],
+    create_refused: str | None,
+) -> Condition:
+    """kstatus's Stalled: True when the operator cannot make progress without a person, so kstatus (Flux,
+    kpt) reports Failed and Argo CD Degraded instead of waiting forever. The first blocker found is the
+    one named: an unreadable spec, the golden image (missing, failed, not cloneable — still importing is
+    progress, not a stall), a VM create the apiserver refused, an object of another owner in our names."""
+    if spec_error is not None or golden is None:
+        return Condition(ConditionType.STALLED, True, Reason.INVALID_SPEC, spec_error or "the spec could not be read")
+    if golden.reason in _STALLING_GOLDEN:
+        return Condition(ConditionType.STALLED, True, golden.reason, golden.message)
+    if create_refused is not None:
+        return Condition(ConditionType.STALLED, True, Reason.CREATE_FAILED, create_refused)
+    if conflicts:
+        return Condition(ConditionType.STALLED, True, Reason.NAME_CONFLICT, "; ".join(conflicts))
+    return Condition(
+        ConditionType.STALLED,
+        False,
+        Reason.NOT_STALLED,
+        "nothing needs a person: the spec is valid, the golden image can be cloned, VMs may be created and "
+        "the Service, Ingress and HTTPRoute names are this object's own",
+    )
+
+
+def reconciling_condition(
+    *,
+    stalled: Condition,
+    golden: GoldenImageVerdict | None,
+    states: Sequence[model.VMState],
+    decision: model.Decision | None,
+) -> Condition:
+    """kstatus's Reconciling: True while the operator works towards the spec. The status is written in the
+    round that read the spec, with that generation as observedGeneration — so "not yet observed" is never
+    what this round reports (kstatus sees a newer metadata.generation by itself until the next status);
+    what is left is the work in flight: the golden image importing, VMs cloning, booting, starting,
+    draining or failed (to be replaced), the round's own actions, or fewer ready VMs than desired. Paused,
+    the operator acts on nothing: a drain or a failed VM waits for the pause to end and is not progress.
+    False while Stalled is True: kstatus reads Reconciling first, and a stalled object must read Failed."""
+    if stalled.status:
+        return Condition(ConditionType.RECONCILING, False, Reason.BLOCKED, f"blocked: {stalled.message}")
+    if golden is None or not golden.ready or decision is None:
+        message = golden.message if golden is not None else "the golden image is not checked yet"
+        return Condition(
+            ConditionType.RECONCILING, True, Reason.GOLDEN_IMAGE_NOT_READY, f"waiting for the golden image: {message}"
+        )
+    ready = sum(1 for s in states if s.phase == model.VMPhase.READY)
+    moving = _ON_THEIR_WAY if decision.reason == Reason.PAUSED else _IN_FLIGHT
+    in_flight = [p for p in moving if any(s.phase == p for s in states)]
+    counts = ", ".join(f"{sum(1 for s in states if s.phase == p)} {str(p).lower()}" for p in in_flight)
+    summary = f"{ready} of {decision.desired} VMs ready" + (f"; {counts}" if counts else "")
+    if decision.acts or in_flight or ready != decision.desired:
+        acted = f"; this round: {decision.message}" if decision.acts else ""
+        return Condition(ConditionType.RECONCILING, True, Reason.VMS_CHANGING, summary + acted)
+    if decision.reason == Reason.PAUSED:
+        message = f"{summary}; paused: no VM is created, drained or deleted until spec.paused is false"
+        return Condition(ConditionType.RECONCILING, False, Reason.VMS_SETTLED, message)
+    return Condition(
+        ConditionType.RECONCILING,
+        False,
+        Reason.VMS_SETTLED,
+        f"{summary}, none cloning, booting, starting or draining: the fleet is as the spec and the sessions ask",
+    )
+
+
+def drain_condition(
+    drain: webappscaling.DrainSpec, refused: Mapping[str, str], concerns: Sequence[Concern]
+) -> Condition:
+    """DrainReady: True when a drain in the spec's mode keeps the draining VMs' users, as far as the
+    operator can tell. An agent that refused the mode comes first: nothing drains there at all."""
+    if not drain.enabled:
+        return Condition(
+            ConditionType.DRAIN_READY,
+            False,
+            Reason.DRAIN_DISABLED,
+            "spec.scaleIn.drain.enabled is false: a VM is deleted at once on scale-in, with its sessions",
+        )
+    if refused:
+        first = min(refused)
+        more = f" ({len(refused)} VMs refused)" if len(refused) > 1 else ""
+        return Condition(ConditionType.DRAIN_READY, False, Reason.DRAIN_MODE_UNSUPPORTED, refused[first] + more)
+    if concerns:
+        return Condition(ConditionType.DRAIN_READY, False, concerns[0].reason, "; ".join(c.message for c in concerns))
+    how = {
+        "RefuseNewSessions": "draining VMs stay Ready and their agents answer requests without a session held "
+        "there with 503, for the load balancer to retry on another VM",
+        "Readiness": "draining VMs turn not ready; their users keep reaching them only through a load balancer "
+        "that keeps routing cookie-pinned requests to not-ready endpoints",
+    }[drain.mode]
+    return Condition(ConditionType.DRAIN_READY, True, Reason.DRAIN_MODE_SUPPORTED, f"drain mode {drain.mode}: {how}")
+
+
+def drain_mode(drain: webappscaling.DrainSpec) -> str:
+    """status.drainMode (and the DRAIN column): the mode drains use, or Disabled."""
+    return drain.mode if drain.enabled else "Disabled"
 
 
 def build_status(
@@ -105,9 +245,10 @@ def build_status(
     condition_list: Sequence[Condition],
     previous: Mapping[str, Any],
     now: float,
+    drain_mode: str | None = None,
 ) -> dict[str, Any]:
-    """The whole status. `scraped` says whether any agent was asked this round: without it the current
-    session count is unknown (null), not zero."""
+    """The whole status. `scraped` says whether any agent answered this round: without it the current
+    session count is unknown (null), not zero. `drain_mode` is None for a spec that could not be read."""
     phases = [s.phase for s in states]
     current = sum(s.sessions for s in states if s.sessions is not None) if scraped else None
     status: dict[str, Any] = {
@@ -135,6 +276,8 @@ def build_status(
         ],
         "conditions": _with_transition_times(condition_list, previous.get("conditions") or [], now, generation),
     }
+    if drain_mode is not None:
+        status["drainMode"] = drain_mode
     if decision is not None and decision.desired != previous.get("desiredReplicas"):
         status["lastScaleTime"] = format_time(now, precise=False)
         status["lastScaleReason"] = decision.message
@@ -155,7 +298,7 @@ def _with_transition_times(
     before = {c.get("type"): c for c in old}
     out = []
     for c in new:
-        status = "True" if c.status else "False"
+        status = "Unknown" if c.status is None else "True" if c.status else "False"
         prior = before.get(str(c.type))
         since = prior.get("lastTransitionTime") if prior and prior.get("status") == status else None
         out.append(

@@ -16,7 +16,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, cast
 
 # ---------------------------------------------------------------------------------------------------------
@@ -29,6 +30,232 @@ PolicyType = Literal["Percent", "VMs"]
 ScaleInOrder = Literal["FewestSessions", "Oldest", "Newest"]
 Mode = Literal["Sessions", "External"]
 PredictionMethod = Literal["HoltDamped"]
+DrainMode = Literal["Readiness", "RefuseNewSessions"]
+AgentSource = Literal["proxy", "tomcat", "connections", "push"]
+
+DRAIN_MODES: tuple[DrainMode, ...] = ("Readiness", "RefuseNewSessions")
+AGENT_SOURCES: tuple[AgentSource, ...] = ("proxy", "tomcat", "connections", "push")
+# The drain modes each agent source can carry out (the agent's contract, docs/session-agent.md): refusing
+# only *new* sessions needs a source in the request path that knows which requests carry a session it
+# holds, and only the proxy is; the others can only drain by failing readiness.
+SOURCE_DRAIN_MODES: Mapping[AgentSource, tuple[DrainMode, ...]] = {
+    "proxy": DRAIN_MODES,
+    "tomcat": ("Readiness",),
+    "connections": ("Readiness",),
+    "push": ("Readiness",),
+}
+
+# The messages of the CRD's CEL rules that this module checks too, so `webapp-scaler render` and the
+# operator say exactly what admission says (tests/unit/test_admission.py compares them with the CRD).
+DRAIN_MODE_NEEDS_PROXY = (
+    "spec.scaleIn.drain.mode RefuseNewSessions (the default) needs spec.sessions.agent.source proxy: only the "
+    "proxy source sees which requests carry a session it holds; with the tomcat, connections or push source "
+    "set spec.scaleIn.drain.mode to Readiness"
+)
+ROUTE_NEEDS_PARENTS = "spec.route.parentRefs must name at least one parent (a Gateway) for the HTTPRoute to attach to"
+RETRY_ATTEMPTS_RANGE = (
+    "spec.route.retry.attempts must be from 2 to 10: one retry can land on a second draining VM, and more "
+    "than 10 only delay the error a user sees"
+)
+PERMANENT_COOKIE_NEEDS_TIMEOUT = (
+    "spec.route.sessionPersistence.absoluteTimeout is required when lifetimeType is Permanent: it is the "
+    "cookie's lifetime"
+)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The formats of every string that ends up in a Kubernetes name, label, annotation, header or URL
+# ---------------------------------------------------------------------------------------------------------
+# Each is a CEL rule of the CRD with this message (admission refuses it, `webapp_scaler.admission` mirrors
+# it) and a check of `parse_valid` (so an object stored before the rule existed is InvalidSpec, and nothing
+# is created from it, instead of an apply the apiserver refuses every round). The regular expressions are
+# the CRD's, character for character: RE2 and Python read them alike (no backslash, anchored, full match).
+DNS_LABEL = "^[a-z0-9]+(-+[a-z0-9]+)*$"  # with maxLength 63 (or the 45 of metadata.name)
+DNS_SUBDOMAIN = "^[a-z0-9]+(-+[a-z0-9]+)*([.][a-z0-9]+(-+[a-z0-9]+)*)*$"  # with maxLength 253
+HOSTNAME = "^([*][.])?([a-z0-9]|[a-z0-9][-a-z0-9]{0,61}[a-z0-9])([.][a-z0-9]|[.][a-z0-9][-a-z0-9]{0,61}[a-z0-9])*$"
+NUMERIC_HOST = "^[0-9.]+$"  # an IPv4 address: a host name must not be one
+QUALIFIED_NAME = (  # an optional DNS-subdomain prefix and '/', then a name of at most 63 characters
+    "^([a-z0-9]+(-+[a-z0-9]+)*([.][a-z0-9]+(-+[a-z0-9]+)*)*/)?([A-Za-z0-9]|[A-Za-z0-9][-A-Za-z0-9_.]{0,61}[A-Za-z0-9])$"
+)
+LABEL_VALUE = "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"  # with maxLength 63
+URL_PATH = "^/([-A-Za-z0-9/._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})*$"
+SECRET_KEY = "^[-._a-zA-Z0-9]+$"  # a key of a Secret's data, with maxLength 253
+# the labels the operator sets on every VM's template and selects the VMs' pods by (kubevirt.io is
+# KubeVirt's virt-launcher label); a template label of these names would be overwritten or break the watch
+OPERATOR_LABELS = ("app.kubernetes.io/managed-by", "app.kubernetes.io/part-of", "kubevirt.io")
+
+_LABEL = "a DNS label (lowercase letters, digits and '-', starting and ending with a letter or digit)"
+_SUBDOMAIN = (
+    "a DNS subdomain (lowercase letters, digits, '-' and '.', each dot-separated part starting and ending with "
+    "a letter or digit)"
+)
+_HOST = (
+    "a DNS name, not an IP address: dot-separated labels of at most 63 lowercase letters, digits and '-', each "
+    "starting and ending with a letter or digit, '*.' allowed in front"
+)
+_PATH = (
+    "a URL path: '/' then letters, digits, %XX escapes and -._~!$&'()*+,;=:@/ (no spaces or control "
+    "characters), without '//', '/./', '/../' or %2F and not ending in '/.' or '/..'"
+)
+_QUALIFIED = (
+    "qualified names: an optional DNS subdomain prefix of at most 253 characters and '/', then at most 63 "
+    "letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+)
+
+NAME_NOT_DNS_LABEL = (
+    f"metadata.name must be {_LABEL}: it names the Service, the Ingress, the HTTPRoute and the VMs, and a "
+    "dot is not allowed there"
+)
+GOLDEN_IMAGE_NAME_FORMAT = f"spec.goldenImage.name must be {_SUBDOMAIN}: it names a DataVolume, PVC or DataSource"
+GOLDEN_IMAGE_NAMESPACE_FORMAT = f"spec.goldenImage.namespace must be {_LABEL}: it is a namespace"
+STORAGE_CLASS_FORMAT = f"spec.goldenImage.storage.storageClassName must be {_SUBDOMAIN}: it names a StorageClass"
+TEMPLATE_LABEL_KEYS = f"spec.vmTemplate.metadata.labels keys must be {_QUALIFIED}"
+TEMPLATE_LABEL_VALUES = (
+    "spec.vmTemplate.metadata.labels values must be label values: at most 63 letters, digits, '-', '_' and '.', "
+    "starting and ending with a letter or digit, or empty"
+)
+TEMPLATE_LABEL_OPERATORS = (
+    "spec.vmTemplate.metadata.labels must not set app.kubernetes.io/managed-by, app.kubernetes.io/part-of or "
+    "kubevirt.io: the operator sets them on every VM and finds the VMs' pods by them"
+)
+TEMPLATE_ANNOTATION_KEYS = f"spec.vmTemplate.metadata.annotations keys must be {_QUALIFIED}"
+VOLUME_NAME_FORMAT = f"spec.vmTemplate.spec.volumes[].name must be {_LABEL}: KubeVirt names a disk after it"
+ROOT_DISK_NAME_FORMAT = f"spec.vmTemplate.rootDiskName must be {_LABEL}: it names a disk, a volume and a DataVolume"
+AGENT_PATH_FORMAT = f"spec.sessions.agent.path must be {_PATH}"
+AGENT_DRAIN_PATH_FORMAT = f"spec.sessions.agent.drainPath must be {_PATH}"
+AGENT_PATHS_DIFFER = (
+    "spec.sessions.agent.path and spec.sessions.agent.drainPath must differ: the agent serves its metrics and "
+    "its drain endpoint on one listener"
+)
+TARGET_PORT_IS_AGENT_PORT = (
+    "spec.service.targetPort must differ from spec.sessions.agent.port: the web application and the session "
+    "agent's metrics listener cannot share a port on the VM's address"
+)
+DRAIN_SECRET_NAME_FORMAT = f"spec.sessions.agent.drainTokenSecretRef.name must be {_SUBDOMAIN}: it names a Secret"
+DRAIN_SECRET_KEY_FORMAT = (
+    "spec.sessions.agent.drainTokenSecretRef.key must be a Secret data key: letters, digits, '-', '_' and '.'"
+)
+INGRESS_HOST_FORMAT = f"spec.ingress.host must be {_HOST}"
+INGRESS_CLASS_FORMAT = f"spec.ingress.className must be {_SUBDOMAIN}: it names an IngressClass"
+INGRESS_TLS_SECRET_FORMAT = f"spec.ingress.tls.secretName must be {_SUBDOMAIN}: it names a Secret"
+INGRESS_PATH_FORMAT = f"spec.ingress.path must be {_PATH}"
+INGRESS_ANNOTATION_KEYS = f"spec.ingress.annotations keys must be {_QUALIFIED}"
+ROUTE_HOSTNAMES_FORMAT = f"spec.route.hostnames must each be {_HOST}"
+ROUTE_PATH_FORMAT = f"spec.route.path must be {_PATH}"
+ROUTE_PARENT_NAME_FORMAT = f"spec.route.parentRefs[].name must be {_SUBDOMAIN}: it names a Gateway or another parent"
+ROUTE_ANNOTATION_KEYS = f"spec.route.annotations keys must be {_QUALIFIED}"
+ROUTE_LABEL_KEYS = f"spec.route.labels keys must be {_QUALIFIED}"
+ROUTE_LABEL_VALUES = (
+    "spec.route.labels values must be label values: at most 63 letters, digits, '-', '_' and '.', starting and "
+    "ending with a letter or digit, or empty"
+)
+
+
+def _matches(pattern: str) -> Callable[[str], bool]:
+    compiled = re.compile(pattern)
+    return lambda value: compiled.fullmatch(value) is not None
+
+
+_label, _subdomain, _label_value = _matches(DNS_LABEL), _matches(DNS_SUBDOMAIN), _matches(LABEL_VALUE)
+_hostname, _numeric, _secret_key = _matches(HOSTNAME), _matches(NUMERIC_HOST), _matches(SECRET_KEY)
+_qualified, _url_path = _matches(QUALIFIED_NAME), _matches(URL_PATH)
+
+
+# The lengths are the CRD's maxLength (the apiserver says "Too long" there, before any CEL rule runs).
+def is_dns_label(value: str) -> bool:
+    return len(value) <= 63 and _label(value)
+
+
+def is_dns_subdomain(value: str) -> bool:
+    return len(value) <= 253 and _subdomain(value)
+
+
+def is_label_value(value: str) -> bool:
+    return len(value) <= 63 and _label_value(value)
+
+
+def is_secret_key(value: str) -> bool:
+    return len(value) <= 253 and _secret_key(value)
+
+
+def is_hostname(value: str) -> bool:
+    return len(value) <= 253 and _hostname(value) and not _numeric(value)
+
+
+def is_qualified_name(value: str) -> bool:
+    return _qualified(value) and value.find("/") <= 253
+
+
+def is_url_path(value: str) -> bool:
+    lowered = value.lower()
+    return (
+        len(value) <= 1024
+        and _url_path(value)
+        and not any(part in lowered for part in ("//", "/./", "/../", "%2f"))
+        and not value.endswith(("/.", "/.."))
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Format:
+    """One string field's format. `path` is dotted from the object's root; `[]` steps into each item of a
+    list, a trailing `{}` checks each key of a map and `{=}` each value. A value that is missing or not a
+    string is the schema's business, not this check's."""
+
+    path: str
+    holds: Callable[[str], bool]
+    message: str
+
+    def values(self, body: Mapping[str, Any]) -> list[str]:
+        nodes: list[Any] = [body]
+        for step in self.path.split("."):
+            if step == "{}":
+                nodes = [k for n in nodes if isinstance(n, Mapping) for k in n]
+            elif step == "{=}":
+                nodes = [v for n in nodes if isinstance(n, Mapping) for v in n.values()]
+            elif step.endswith("[]"):
+                lists = [n.get(step[:-2]) for n in nodes if isinstance(n, Mapping)]
+                nodes = [item for items in lists if isinstance(items, list) for item in items]
+            else:
+                nodes = [n.get(step) for n in nodes if isinstance(n, Mapping)]
+        return [n for n in nodes if isinstance(n, str)]
+
+    def broken(self, body: Mapping[str, Any]) -> bool:
+        return not all(self.holds(value) for value in self.values(body))
+
+
+FORMATS: tuple[Format, ...] = (
+    Format("metadata.name", is_dns_label, NAME_NOT_DNS_LABEL),
+    Format("spec.goldenImage.name", is_dns_subdomain, GOLDEN_IMAGE_NAME_FORMAT),
+    Format("spec.goldenImage.namespace", is_dns_label, GOLDEN_IMAGE_NAMESPACE_FORMAT),
+    Format("spec.goldenImage.storage.storageClassName", is_dns_subdomain, STORAGE_CLASS_FORMAT),
+    Format("spec.vmTemplate.metadata.labels.{}", is_qualified_name, TEMPLATE_LABEL_KEYS),
+    Format("spec.vmTemplate.metadata.labels.{=}", is_label_value, TEMPLATE_LABEL_VALUES),
+    Format("spec.vmTemplate.metadata.labels.{}", lambda key: key not in OPERATOR_LABELS, TEMPLATE_LABEL_OPERATORS),
+    Format("spec.vmTemplate.metadata.annotations.{}", is_qualified_name, TEMPLATE_ANNOTATION_KEYS),
+    Format("spec.vmTemplate.spec.volumes[].name", is_dns_label, VOLUME_NAME_FORMAT),
+    Format("spec.vmTemplate.rootDiskName", is_dns_label, ROOT_DISK_NAME_FORMAT),
+    Format("spec.sessions.agent.path", is_url_path, AGENT_PATH_FORMAT),
+    Format("spec.sessions.agent.drainPath", is_url_path, AGENT_DRAIN_PATH_FORMAT),
+    Format("spec.sessions.agent.drainTokenSecretRef.name", is_dns_subdomain, DRAIN_SECRET_NAME_FORMAT),
+    Format("spec.sessions.agent.drainTokenSecretRef.key", is_secret_key, DRAIN_SECRET_KEY_FORMAT),
+    Format("spec.ingress.host", is_hostname, INGRESS_HOST_FORMAT),
+    Format("spec.ingress.className", is_dns_subdomain, INGRESS_CLASS_FORMAT),
+    Format("spec.ingress.tls.secretName", is_dns_subdomain, INGRESS_TLS_SECRET_FORMAT),
+    Format("spec.ingress.path", is_url_path, INGRESS_PATH_FORMAT),
+    Format("spec.ingress.annotations.{}", is_qualified_name, INGRESS_ANNOTATION_KEYS),
+    Format("spec.route.hostnames[]", is_hostname, ROUTE_HOSTNAMES_FORMAT),
+    Format("spec.route.path", is_url_path, ROUTE_PATH_FORMAT),
+    Format("spec.route.parentRefs[].name", is_dns_subdomain, ROUTE_PARENT_NAME_FORMAT),
+    Format("spec.route.annotations.{}", is_qualified_name, ROUTE_ANNOTATION_KEYS),
+    Format("spec.route.labels.{}", is_qualified_name, ROUTE_LABEL_KEYS),
+    Format("spec.route.labels.{=}", is_label_value, ROUTE_LABEL_VALUES),
+)
+
+
+def format_errors(body: Mapping[str, Any]) -> list[str]:
+    """The messages of every format in `FORMATS` this object breaks, in the CRD's words."""
+    return [f.message for f in FORMATS if f.broken(body)]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,6 +266,7 @@ class AgentSpec:
     path: str = "/metrics"
     metric: str = "webapp_active_sessions"
     drain_path: str = "/drain"
+    source: AgentSource = "proxy"  # which source the agents run: it decides the drain modes they can do
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -50,12 +278,23 @@ class MovingAverageSpec:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class FallbackSpec:
+    """What the engine does while no Ready VM gives a valid session count (KEDA's `fallback`): it holds the
+    count, and with `replicas` set, once more than `failure_threshold` rounds in a row failed, it scales
+    towards `replicas` (clamped to spec.replicas, at spec.behavior's pace). Never a scale-in meanwhile."""
+
+    failure_threshold: int = 3
+    replicas: int | None = None  # None: hold the count for as long as the readings fail
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class SessionsSpec:
     target_per_vm: float = 80.0
     agent: AgentSpec = AgentSpec()
     scrape_interval_seconds: int = 15
     scrape_timeout_seconds: int = 5
     moving_average: MovingAverageSpec = MovingAverageSpec()
+    fallback: FallbackSpec = FallbackSpec()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -114,6 +353,16 @@ class DrainSpec:
 
     enabled: bool = True
     timeout_seconds: int = 3600
+    # RefuseNewSessions by default: the VM stays Ready and its agent answers requests without a session it
+    # holds with 503, so it works behind load balancers that drop not-ready endpoints at once (which would
+    # cut a Readiness drain's users off) as long as they retry a 503 elsewhere; docs/load-balancers.md
+    # has the measurements.
+    mode: DrainMode = "RefuseNewSessions"
+
+    @property
+    def refuses_new_sessions(self) -> bool:
+        """Whether a drain keeps the VM Ready and relies on the load balancer retrying its 503s."""
+        return self.enabled and self.mode == "RefuseNewSessions"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -181,6 +430,14 @@ class ScalingSpec:
 GoldenImageKind = Literal["DataVolume", "PersistentVolumeClaim", "DataSource"]
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
 SessionAffinity = Literal["None", "ClientIP"]
+IngressController = Literal["Any", "IngressNginx", "Traefik", "HAProxyIngress", "HAProxy"]
+CookieLifetime = Literal["Session", "Permanent"]
+
+INGRESS_CONTROLLERS: tuple[IngressController, ...] = ("Any", "IngressNginx", "Traefik", "HAProxyIngress", "HAProxy")
+ROOT_DISK_NAME = "rootdisk"  # the disk and volume of the cloned golden image
+DEFAULT_PATH = "/"  # the URL path prefix of the Ingress and the HTTPRoute
+STICKY_COOKIE_NAME = "WAS_STICKY"  # the Ingress's sticky cookie and the HTTPRoute's session cookie
+RETRY_ATTEMPTS = 2  # retries of a refused request: the first may reach a second draining VM
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -210,7 +467,7 @@ class VMTemplateSpec:
     spec: Mapping[str, Any]
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    root_disk_name: str = "rootdisk"
+    root_disk_name: str = ROOT_DISK_NAME
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -227,7 +484,7 @@ class ServiceSpec:
 @dataclasses.dataclass(frozen=True, slots=True)
 class StickyCookieSpec:
     enabled: bool = True
-    name: str = "WAS_STICKY"
+    name: str = STICKY_COOKIE_NAME
     max_age_seconds: int = 0  # 0: a session cookie
 
 
@@ -236,10 +493,60 @@ class IngressSpec:
     enabled: bool = False
     host: str | None = None
     class_name: str | None = None
-    path: str = "/"
+    path: str = DEFAULT_PATH
     tls_secret_name: str | None = None
     sticky_cookie: StickyCookieSpec = StickyCookieSpec()
     annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # whose annotations to write; Any writes those of every controller docs/operator.md lists (each
+    # ignores the others'), so nothing silently assumes one controller
+    controller: IngressController = "Any"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ParentRef:
+    """A Gateway API ParentReference, as given: unset fields take Gateway API's defaults (a Gateway in
+    the route's namespace)."""
+
+    name: str
+    namespace: str | None = None
+    section_name: str | None = None
+    port: int | None = None
+    group: str | None = None
+    kind: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RouteRetrySpec:
+    """Gateway API's HTTPRouteRetry. A refused request (503) was not processed, so retrying it is safe."""
+
+    attempts: int = RETRY_ATTEMPTS
+    codes: tuple[int, ...] = (503,)
+    backoff: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SessionPersistenceSpec:
+    """Cookie session persistence on the route (Gateway API's experimental `sessionPersistence`)."""
+
+    enabled: bool = False
+    cookie_name: str = STICKY_COOKIE_NAME
+    lifetime_type: CookieLifetime = "Session"
+    absolute_timeout: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RouteSpec:
+    """The HTTPRoute in front of the Service. `retry` None means not given: the route then retries only
+    when drains refuse new sessions (with `RouteRetrySpec()`)."""
+
+    parent_refs: tuple[ParentRef, ...]
+    hostnames: tuple[str, ...] = ()
+    path: str = DEFAULT_PATH
+    retry: RouteRetrySpec | None = None
+    session_persistence: SessionPersistenceSpec = SessionPersistenceSpec()
+    filters: tuple[Mapping[str, Any], ...] = ()  # passed through: controller-specific HTTPRouteFilters
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -257,6 +564,7 @@ class WorkloadSpec:
     service: ServiceSpec = ServiceSpec()
     ingress: IngressSpec = IngressSpec()
     drain_token: SecretKeyRef | None = None  # the bearer token of the agents' /drain endpoint
+    route: RouteSpec | None = None  # spec.route: an HTTPRoute (Gateway API) when given
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -309,6 +617,11 @@ def parse_valid(body: Mapping[str, Any]) -> WebAppScaling:
     identity = _identity(body)
     raw = _Reader(body.get("spec") or {}, "spec")
     spec = Spec(scaling=_parse_spec(raw), workload=_parse_workload(raw, identity["namespace"]))
+    problems = format_errors(body)  # after the types: a format is only checked on a string
+    if problems:
+        raise SpecError("; ".join(problems))
+    if spec.workload.service.target_port == spec.scaling.sessions.agent.port:
+        raise SpecError(TARGET_PORT_IS_AGENT_PORT)
     return WebAppScaling(**identity, spec=spec)
 
 
@@ -419,13 +732,17 @@ class _Reader:
 
 def _parse_spec(r: _Reader) -> ScalingSpec:
     replicas = _parse_replicas(r.sub("replicas"))
+    sessions = _parse_sessions(r.sub("sessions"))
+    scale_in = _parse_scale_in(r.sub("scaleIn"))
+    if scale_in.drain.mode not in SOURCE_DRAIN_MODES[sessions.agent.source]:
+        raise SpecError(DRAIN_MODE_NEEDS_PROXY)
     return ScalingSpec(
         paused=r.flag("paused", False),
         mode=cast(Mode, r.choice("mode", "Sessions", ("Sessions", "External"))),
         replicas=replicas,
-        sessions=_parse_sessions(r.sub("sessions")),
+        sessions=sessions,
         behavior=_parse_behavior(r.sub("behavior")),
-        scale_in=_parse_scale_in(r.sub("scaleIn")),
+        scale_in=scale_in,
         warm_pool=WarmPoolSpec(size=r.sub("warmPool").integer("size", WarmPoolSpec().size, minimum=0)),
         prediction=_parse_prediction(r.sub("prediction")),
     )
@@ -453,21 +770,35 @@ def _parse_sessions(r: _Reader) -> SessionsSpec:
         raise SpecError(
             f"{r.field('scrapeTimeoutSeconds')}: must be <= scrapeIntervalSeconds ({interval}), got {timeout}"
         )
+    agent = AgentSpec(
+        port=_port(a, "port", d.agent.port),
+        path=a.text("path", d.agent.path),
+        metric=a.text("metric", d.agent.metric),
+        drain_path=a.text("drainPath", d.agent.drain_path),
+        source=cast(AgentSource, a.choice("source", d.agent.source, AGENT_SOURCES)),
+    )
+    if agent.path == agent.drain_path:
+        raise SpecError(AGENT_PATHS_DIFFER)
     return SessionsSpec(
         target_per_vm=r.number("targetPerVM", d.target_per_vm, low=0.0, open_low=True),
-        agent=AgentSpec(
-            port=_port(a, "port", d.agent.port),
-            path=a.text("path", d.agent.path),
-            metric=a.text("metric", d.agent.metric),
-            drain_path=a.text("drainPath", d.agent.drain_path),
-        ),
+        agent=agent,
         scrape_interval_seconds=interval,
         scrape_timeout_seconds=timeout,
         moving_average=MovingAverageSpec(
             kind=cast(MovingAverageKind, m.choice("kind", d.moving_average.kind, ("Simple", "Exponential"))),
             window_seconds=m.integer("windowSeconds", d.moving_average.window_seconds, minimum=0),
         ),
+        fallback=_parse_fallback(r.sub("fallback")),
     )
+
+
+def _parse_fallback(r: _Reader) -> FallbackSpec:
+    d = FallbackSpec()
+    threshold = r.integer("failureThreshold", d.failure_threshold, minimum=1)
+    if threshold > 1000:
+        raise SpecError(f"{r.field('failureThreshold')}: must be <= 1000, got {threshold}")
+    replicas = None if r.data.get("replicas") is None else r.integer("replicas", 0, minimum=0)
+    return FallbackSpec(failure_threshold=threshold, replicas=replicas)
 
 
 def _port(r: _Reader, key: str, default: int) -> int:
@@ -522,6 +853,7 @@ def _parse_scale_in(r: _Reader) -> ScaleInSpec:
         drain=DrainSpec(
             enabled=dr.flag("enabled", d.drain.enabled),
             timeout_seconds=dr.integer("timeoutSeconds", d.drain.timeout_seconds, minimum=0),
+            mode=cast(DrainMode, dr.choice("mode", d.drain.mode, DRAIN_MODES)),
         ),
     )
 
@@ -548,6 +880,7 @@ def _parse_workload(r: _Reader, namespace: str) -> WorkloadSpec:
         drain_token=None
         if token is None
         else _parse_secret_ref(_Reader(token, r.field("sessions.agent.drainTokenSecretRef"))),
+        route=None if r.data.get("route") is None else _parse_route(r.sub("route")),
     )
 
 
@@ -583,7 +916,7 @@ def _parse_vm_template(r: _Reader) -> VMTemplateSpec:
         spec=copy.deepcopy(dict(spec)),
         labels=meta.string_map("labels"),
         annotations=meta.string_map("annotations"),
-        root_disk_name=r.text("rootDiskName", "rootdisk"),
+        root_disk_name=r.text("rootDiskName", ROOT_DISK_NAME),
     )
 
 
@@ -624,7 +957,94 @@ def _parse_ingress(r: _Reader) -> IngressSpec:
             max_age_seconds=c.integer("maxAgeSeconds", d.sticky_cookie.max_age_seconds, minimum=0),
         ),
         annotations=r.string_map("annotations"),
+        controller=cast(IngressController, r.choice("controller", d.controller, INGRESS_CONTROLLERS)),
     )
+
+
+# Gateway API's own formats (gateway.networking.k8s.io v1.7.0, HTTPRoute CRD): a value the HTTPRoute CRD
+# would reject is rejected here already, naming our field.
+_GATEWAY_DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
+_HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_COOKIE_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
+
+
+def _parse_route(r: _Reader) -> RouteSpec:
+    parents = r.data.get("parentRefs")
+    if not parents:
+        raise SpecError(ROUTE_NEEDS_PARENTS)
+    if not isinstance(parents, list):
+        raise SpecError(f"{r.field('parentRefs')}: must be a list, got {type(parents).__name__}")
+    hostnames = r.data.get("hostnames") or []
+    if not isinstance(hostnames, list) or not all(isinstance(h, str) and _HOSTNAME.match(h) for h in hostnames):
+        raise SpecError(
+            f"{r.field('hostnames')}: must be a list of DNS names (a leading *. allowed), got {hostnames!r}"
+        )
+    path = r.text("path", DEFAULT_PATH)
+    if not path.startswith("/"):
+        raise SpecError(f"{r.field('path')}: must start with /, got {path!r}")
+    filters = r.data.get("filters") or []
+    if not isinstance(filters, list) or not all(
+        isinstance(f, Mapping) and isinstance(f.get("type"), str) for f in filters
+    ):
+        raise SpecError(f"{r.field('filters')}: must be a list of HTTPRouteFilter objects, each with a type")
+    return RouteSpec(
+        parent_refs=tuple(_parse_parent(_Reader(p, f"{r.field('parentRefs')}[{i}]")) for i, p in enumerate(parents)),
+        hostnames=tuple(hostnames),
+        path=path,
+        retry=None if r.data.get("retry") is None else _parse_retry(r.sub("retry")),
+        session_persistence=_parse_session_persistence(r.sub("sessionPersistence")),
+        filters=tuple(copy.deepcopy(dict(f)) for f in filters),
+        annotations=r.string_map("annotations"),
+        labels=r.string_map("labels"),
+    )
+
+
+def _parse_parent(r: _Reader) -> ParentRef:
+    port = r.data.get("port")
+    return ParentRef(
+        name=r.required_text("name"),
+        namespace=r.optional_text("namespace"),
+        section_name=r.optional_text("sectionName"),
+        port=None if port is None else _port(r, "port", 0),
+        group="" if r.data.get("group") == "" else r.optional_text("group"),  # "": the core group
+        kind=r.optional_text("kind"),
+    )
+
+
+def _parse_retry(r: _Reader) -> RouteRetrySpec:
+    d = RouteRetrySpec()
+    attempts = r.integer("attempts", d.attempts)
+    if not 2 <= attempts <= 10:
+        raise SpecError(RETRY_ATTEMPTS_RANGE)
+    codes = r.data.get("codes")
+    if codes is None:
+        codes = list(d.codes)
+    if not isinstance(codes, list) or not all(
+        isinstance(c, int) and not isinstance(c, bool) and 400 <= c <= 599 for c in codes
+    ):
+        raise SpecError(f"{r.field('codes')}: must be a list of HTTP status codes from 400 to 599, got {codes!r}")
+    return RouteRetrySpec(attempts=attempts, codes=tuple(codes), backoff=_duration(r, "backoff"))
+
+
+def _parse_session_persistence(r: _Reader) -> SessionPersistenceSpec:
+    d = SessionPersistenceSpec()
+    name = r.text("cookieName", d.cookie_name)
+    if len(name) > 256 or not _COOKIE_NAME.match(name):
+        raise SpecError(f"{r.field('cookieName')}: must be a cookie name (RFC 6265 token), got {name!r}")
+    lifetime = cast(CookieLifetime, r.choice("lifetimeType", d.lifetime_type, ("Session", "Permanent")))
+    timeout = _duration(r, "absoluteTimeout")
+    if lifetime == "Permanent" and timeout is None:
+        raise SpecError(PERMANENT_COOKIE_NEEDS_TIMEOUT)
+    return SessionPersistenceSpec(
+        enabled=r.flag("enabled", d.enabled), cookie_name=name, lifetime_type=lifetime, absolute_timeout=timeout
+    )
+
+
+def _duration(r: _Reader, key: str) -> str | None:
+    value = r.optional_text(key)
+    if value is not None and not _GATEWAY_DURATION.match(value):
+        raise SpecError(f"{r.field(key)}: must be a Gateway API duration such as 500ms, 10s or 1h30m, got {value!r}")
+    return value
 
 
 def _parse_secret_ref(r: _Reader) -> SecretKeyRef:

@@ -137,7 +137,9 @@ class Agent:
                 raise ValueError("--source connections needs --app-port")
             return ConnectionsSource(port=c.app_port, proc_net=c.proc_net, distinct_peers=c.distinct_peers)
         if c.source == "push":
-            return PushSource(allow_remote=c.push_allow_remote, stale_after=c.push_stale_after, clock=clock)
+            return PushSource(
+                allow_remote=c.push_allow_remote, stale_after=c.push_stale_after, clock=clock, drain=self.drain
+            )
         raise ValueError(f"unknown source {c.source!r}; choose one of {', '.join(SOURCES)}")
 
     @property

@@ -4,6 +4,11 @@
 
 With `push_url`, the count is pushed to the agent's push source from a task started on the first
 request (not every ASGI server sends lifespan events).
+
+While the agent drains (learned from the answer to each push, so up to one push interval late), a
+request that carries no session held here is answered 503 with Retry-After and `Connection: close`
+instead of reaching the app, as the proxy does; such a WebSocket handshake is closed with code 1013
+(try again later), which the server turns into a 403.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from session_agent import cookies, exchange
-from session_agent.reporter import PushReporter
+from session_agent.reporter import AgentDrain, PushReporter
 from session_agent.tracker import Clock, SessionTracker
 
 Scope = MutableMapping[str, Any]
@@ -22,6 +27,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+DRAINING_BODY = b"this server is draining; retry to reach another one\n"
 
 
 class SessionCountingASGIMiddleware:
@@ -34,14 +41,22 @@ class SessionCountingASGIMiddleware:
         max_sessions: int = 100_000,
         push_url: str | None = None,
         push_interval: float = 5.0,
+        retry_after: int = 5,
         clock: Clock = time.monotonic,
     ) -> None:
         self.app = app
         self.names = frozenset(name.encode() for name in cookie_names)
         self.tracker = SessionTracker(idle_timeout=idle_timeout, max_sessions=max_sessions, clock=clock)
         self.requests = 0
+        self.refused = 0
+        """Requests (and WebSocket handshakes) refused while draining."""
+        self.retry_after = retry_after
+        self.drain = AgentDrain()
+        """The agent's drain state, updated by the reporter; set `drain.mode` by hand to drain without one."""
         self.reporter = (
-            PushReporter(push_url, self.tracker, interval=push_interval, requests=lambda: self.requests)
+            PushReporter(
+                push_url, self.tracker, interval=push_interval, requests=lambda: self.requests, drain=self.drain
+            )
             if push_url
             else None
         )
@@ -55,6 +70,11 @@ class SessionCountingASGIMiddleware:
             self._push_task = asyncio.get_running_loop().create_task(self.reporter.run())
         cookie_headers = [value for name, value in scope.get("headers", ()) if name.lower() == b"cookie"]
         presented = exchange.presented_keys(self.tracker, cookie_headers, self.names)
+        if self.drain.mode is not None and not any(self.tracker.knows(key) for _, key in presented):
+            self.requests += 1
+            self.refused += 1
+            await self._refuse(scope, receive, send)
+            return
 
         async def counting_send(message: Message) -> None:
             if message["type"] in ("http.response.start", "websocket.accept"):
@@ -64,6 +84,20 @@ class SessionCountingASGIMiddleware:
             await send(message)
 
         await self.app(scope, receive, counting_send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1013})
+            return
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(DRAINING_BODY)).encode()),
+            (b"retry-after", str(self.retry_after).encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": DRAINING_BODY})
 
     async def aclose(self) -> None:
         """Stop pushing (for tests and orderly shutdown)."""

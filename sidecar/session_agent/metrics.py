@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from session_agent.drain import DrainState
+from session_agent.drain import DRAIN_MODES, DrainState
 from session_agent.sources.base import SessionSource
 
 ACTIVE_SESSIONS = "webapp_active_sessions"
@@ -57,9 +57,21 @@ class SessionCollector(Collector):
             for reason, count in sorted(stats.rejected.items()):
                 rejected.add_metric([*values, reason], count)
             yield rejected
-        draining = GaugeMetricFamily("webapp_draining", "1 while the agent drains (readiness fails)")
-        draining.add_metric([], 1 if self._drain.draining else 0)
+        drain = self._drain
+        draining = GaugeMetricFamily("webapp_draining", "1 while the agent drains (in either mode)")
+        draining.add_metric([], 1 if drain.draining else 0)
         yield draining
+        mode = GaugeMetricFamily(
+            "webapp_drain_mode", "1 for the mode of the drain in progress, 0 for the others", labels=["mode"]
+        )
+        supported = GaugeMetricFamily(
+            "webapp_drain_modes_supported", "1 for each drain mode this agent's source can honour", labels=["mode"]
+        )
+        for name in DRAIN_MODES:
+            mode.add_metric([name], 1 if drain.draining and drain.mode == name else 0)
+            supported.add_metric([name], 1 if name in self._source.drain_modes else 0)
+        yield mode
+        yield supported
         up = GaugeMetricFamily("webapp_session_source_up", "1 when the last reading of the source succeeded")
         up.add_metric([], 1 if self.source_up else 0)
         yield up

@@ -2,22 +2,44 @@
 
 The application process counts (through the WSGI or ASGI middleware); the agent next to it exports.
 Pushing is periodic and best effort: a failed push is retried at the next period, never raised into
-the application.
+the application. The agent's answer tells whether it drains; the reporter keeps that in an `AgentDrain`
+the middleware reads on every request (a failed push keeps the last state learned).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from session_agent.drain import DRAIN_MODES
 from session_agent.tracker import SessionTracker
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class AgentDrain:
+    """The agent's drain state as the embedded middleware knows it (from the answers to its pushes)."""
+
+    mode: str | None = None
+    """The agent's drain mode while it drains, else None. Read without a lock: one attribute."""
+
+    def learn(self, answer: object) -> None:
+        """Take the drain state from the agent's answer to a push; an answer without one changes nothing."""
+        if not isinstance(answer, dict) or not isinstance(answer.get("draining"), bool):
+            return
+        mode = answer.get("mode")
+        if not answer["draining"]:
+            self.mode = None
+        elif mode in DRAIN_MODES:
+            self.mode = str(mode)
 
 
 class PushReporter:
@@ -29,8 +51,10 @@ class PushReporter:
         interval: float = 5.0,
         lock: threading.Lock | None = None,
         requests: Callable[[], int] = lambda: 0,
+        drain: AgentDrain | None = None,
     ) -> None:
         self.url = url
+        self.drain = drain if drain is not None else AgentDrain()
         self.tracker = tracker
         self.interval = interval
         self.requests = requests
@@ -61,10 +85,15 @@ class PushReporter:
         )
         try:
             with urllib.request.urlopen(request, timeout=max(1.0, self.interval)) as response:
-                return bool(response.status == 200)
+                accepted = bool(response.status == 200)
+                answer = response.read(4096)
         except (urllib.error.URLError, OSError) as error:
             log.debug("session count push failed", extra={"fields": {"error": repr(error)}})
             return False
+        if accepted:
+            with contextlib.suppress(ValueError):  # not JSON: an agent from before drain modes
+                self.drain.learn(json.loads(answer))
+        return accepted
 
     def start_thread(self) -> None:
         """For WSGI servers: push from a daemon thread every `interval` seconds until `stop()`."""

@@ -1,4 +1,4 @@
-"""What the operator tests share: the operator as a real process with the RBAC of manifests/operator/,
+"""What the operator tests share: the operator as a real process with the RBAC of manifests/default/,
 the emulator with real session agents as guests, and small helpers to wait and read the cluster."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from emulator.background import run_in_background
 from tests.integration.conftest import Kubectl
 from webapp_scaler_dev.processes import die_with_parent, stop
 
@@ -126,6 +127,23 @@ def agent_drain_state(ip: str) -> dict[str, Any]:
         return dict(json.loads(response.read()))
 
 
+@contextmanager
+def loopback_emulator(kubeconfig: Path, namespace: str, workdir: Path) -> Iterator[None]:
+    """Emulated KubeVirt and CDI for one namespace, quick clones and boots, VMs on loopback addresses:
+    for tests of how the operator is installed and run, not of what its VMs serve."""
+    with run_in_background(
+        kubeconfig,
+        workdir=workdir,
+        log_path=workdir / "emulator.log",
+        namespace=namespace,
+        clone_seconds=0.5,
+        import_seconds=0.5,
+        boot_seconds=0.2,
+        probe_period=0.5,
+    ):
+        yield
+
+
 def golden_datavolume(name: str = "golden", *, fail: bool = False) -> dict[str, Any]:
     annotations = {"emulator.webappscaler.io/fail": "true"} if fail else {}
     return {
@@ -137,7 +155,8 @@ def golden_datavolume(name: str = "golden", *, fail: bool = False) -> dict[str, 
 
 
 def webappscaling(name: str = "shop", **spec: Any) -> dict[str, Any]:
-    """A WebAppScaling tuned for tests: 1 s rounds, short windows, no scale-down stabilization."""
+    """A WebAppScaling tuned for tests: 1 s rounds, short windows, no scale-down stabilization. The guests
+    run the push source (PUSH_AGENT), which drains through readiness only: the spec says so."""
     base: dict[str, Any] = {
         "goldenImage": {"name": "golden"},
         "vmTemplate": {
@@ -150,11 +169,12 @@ def webappscaling(name: str = "shop", **spec: Any) -> dict[str, Any]:
             "scrapeIntervalSeconds": 1,
             "scrapeTimeoutSeconds": 1,
             "movingAverage": {"kind": "Simple", "windowSeconds": 2},
+            "agent": {"source": "push"},
         },
         "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
         "prediction": {"enabled": False},
         "warmPool": {"size": 0},
-        "scaleIn": {"drain": {"timeoutSeconds": 600}},
+        "scaleIn": {"drain": {"timeoutSeconds": 600, "mode": "Readiness"}},
         "service": {"port": 80, "targetPort": 8080},
         "ingress": {"enabled": True, "host": "shop.example.test", "className": "nginx"},
     }
@@ -188,24 +208,41 @@ class OperatorProcess:
 
 
 @contextmanager
-def operator(kubeconfig: Path, namespace: str, log: Path) -> Iterator[OperatorProcess]:
-    """`webapp-scaler operator` watching one namespace, as a real process with the operator's RBAC."""
+def operator(
+    kubeconfig: Path,
+    namespace: str,
+    log: Path,
+    *,
+    metrics_port: int = 0,
+    coordination: Sequence[str] = ("--standalone",),
+    pod_namespace: str | None = None,
+) -> Iterator[OperatorProcess]:
+    """`webapp-scaler operator` watching one namespace, as a real process with the operator's RBAC; with
+    `metrics_port` it serves its Prometheus metrics on 127.0.0.1 there. `coordination`: how it shares the
+    work (`--standalone`, or the leader-election flags, which may also override `--liveness`).
+    `pod_namespace`: POD_NAMESPACE as a Deployment's downward API sets it (the Lease's namespace); unset by
+    default, so the Lease namespace is the default or the flag's."""
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}
+    env.pop("POD_NAMESPACE", None)
+    if pod_namespace is not None:
+        env["POD_NAMESPACE"] = pod_namespace
     argv = [
         sys.executable,
         "-m",
         "webapp_scaler.cli",
         "operator",
-        "--standalone",
         "--namespace",
         namespace,
         "--metrics-port",
-        "0",
+        str(metrics_port),
+        "--metrics-address",
+        "127.0.0.1",
         "--liveness",
         "off",
         "--log-format",
         "plain",
         "--verbose",
+        *coordination,
     ]
     with log.open("ab") as out:
         process = subprocess.Popen(

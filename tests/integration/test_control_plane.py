@@ -3,6 +3,7 @@ deletions, and no process outlives the cluster that started it."""
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import pytest
 
 from tests.integration.conftest import Kubectl
 from webapp_scaler_dev.devcluster import DevCluster, find_binaries
+from webapp_scaler_dev.devcluster.binaries import TOOLS
 from webapp_scaler_dev.devcluster.cluster import _pid_runs
 
 pytestmark = pytest.mark.cluster
@@ -31,9 +33,47 @@ def wait_until(predicate, timeout: float = 60.0, interval: float = 0.3) -> bool:
 
 
 def test_server_reports_the_pinned_version(cluster: DevCluster) -> None:
+    """The pinned minor release; the exact patch when built here (a borrowed binary may differ in patch)."""
     version = json.loads(cluster.kubectl("version", "-o", "json").stdout)
-    assert version["serverVersion"]["gitVersion"] == cluster.binaries.kubernetes_version
-    assert version["clientVersion"]["gitVersion"] == cluster.binaries.kubernetes_version
+    own = subprocess.run([cluster.binaries["kube-apiserver"], "--version"], capture_output=True, text=True)
+    assert own.stdout.split()[-1] == version["serverVersion"]["gitVersion"]
+    minor = cluster.binaries.kubernetes_version.rsplit(".", 1)[0] + "."
+    assert version["serverVersion"]["gitVersion"].startswith(minor)
+    assert version["clientVersion"]["gitVersion"].startswith(minor)
+    if not (cluster.binaries.directory / "BORROWED").exists():
+        assert version["serverVersion"]["gitVersion"] == cluster.binaries.kubernetes_version
+
+
+def test_the_build_takes_binaries_the_user_has_when_their_versions_fit(tmp_path: Path) -> None:
+    """`KUBEBUILDER_ASSETS` (envtest) and `WEBAPP_SCALER_BINARIES` (a directory the user names) are looked
+    at before anything is built: a tool of the pinned minor release is copied into the cache, one of
+    another release is passed over with a line saying so. With the module proxy off, nothing here could
+    have been built."""
+    real = find_binaries()
+    named, assets, cache = tmp_path / "named", tmp_path / "assets", tmp_path / "cache"
+    named.mkdir()
+    assets.mkdir()
+    old = named / "kube-apiserver"
+    old.write_text("#!/bin/sh\necho Kubernetes v1.20.15\n")
+    old.chmod(0o755)
+    for tool in TOOLS:
+        (assets / tool).symlink_to(real[tool])
+    env = {
+        **os.environ,
+        "WEBAPP_SCALER_CACHE": str(cache),
+        "WEBAPP_SCALER_BINARIES": str(named),
+        "KUBEBUILDER_ASSETS": str(assets),
+        "GOPROXY": "off",
+    }
+    script = Path(__file__).resolve().parents[2] / "hack" / "build-control-plane.sh"
+    result = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    directory = Path(result.stdout.strip().splitlines()[-1])
+    assert directory == cache / "bin" / real.directory.name
+    for tool in TOOLS:
+        assert filecmp.cmp(directory / tool, real[tool], shallow=False), tool
+    assert "kube-apiserver: " + str(old) + " is v1.20.15" in result.stderr
+    assert len((directory / "BORROWED").read_text().splitlines()) == len(TOOLS)
 
 
 def test_deleting_an_owner_collects_what_it_owns(kubectl: Kubectl, namespace: str) -> None:

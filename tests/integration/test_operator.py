@@ -1,5 +1,5 @@
 """The operator end to end on the real control plane: the operator process runs with the RBAC of
-manifests/operator/rbac.yaml, the emulator plays KubeVirt and CDI, and every VM runs the real session
+manifests/default/rbac.yaml, the emulator plays KubeVirt and CDI, and every VM runs the real session
 agent, to which the tests push session counts."""
 
 from __future__ import annotations
@@ -9,9 +9,11 @@ import http.server
 import json
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import yaml
 
 from emulator.background import run_in_background
 from tests.integration.conftest import REPO, Kubectl
+from tests.integration.gateway_api import install_gateway_api
 from tests.integration.operator_harness import (
     PUSH_AGENT,
     Cluster,
@@ -46,8 +49,8 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def operator_kubeconfig(cluster: DevCluster, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A kubeconfig with the token of the operator's own service account: only its RBAC applies."""
-    operator_dir = REPO / "manifests" / "operator"
-    kubectl("apply", "-f", str(operator_dir / "namespace.yaml"), "-f", str(operator_dir / "rbac.yaml"))
+    manifests = REPO / "manifests"
+    kubectl("apply", "-f", str(manifests / "base" / "namespace.yaml"), "-f", str(manifests / "default" / "rbac.yaml"))
     return service_account_kubeconfig(kubectl, "webapp-scaler", tmp_path_factory.mktemp("operator"))
 
 
@@ -204,7 +207,9 @@ def test_scale_up_then_drain_the_fewest_session_vm_and_delete_it_when_empty(env:
 
 
 def test_drain_timeout_removes_a_vm_that_keeps_its_sessions(env: Any) -> None:
-    env.apply(webappscaling(replicas={"min": 1, "max": 4}, scaleIn={"drain": {"timeoutSeconds": 4}}))
+    env.apply(
+        webappscaling(replicas={"min": 1, "max": 4}, scaleIn={"drain": {"timeoutSeconds": 4, "mode": "Readiness"}})
+    )
     with env.operator():
         [(_, ip)] = ready_vms(env, 1).items()
         push_sessions(ip, 15)
@@ -455,20 +460,33 @@ def test_unreachable_agents_mean_metrics_unavailable_and_no_scale_in(env: Any) -
         assert env.cluster.was()["status"]["desiredReplicas"] == 3
 
 
+def restricted_kubeconfig(
+    kubectl: Kubectl, account: str, directory: Path, rules: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+) -> Path:
+    """The shipped RBAC with its ClusterRole's rules passed through `rules`, bound to ServiceAccount
+    `webapp-scaler/<account>`: what a cluster admin may have forgotten to grant."""
+    documents = list(yaml.safe_load_all((REPO / "manifests" / "default" / "rbac.yaml").read_text()))
+    for doc in documents:
+        doc["metadata"]["name"] = account
+        if doc["kind"] == "ClusterRole":
+            doc["rules"] = rules(doc["rules"])
+        if doc["kind"] == "ClusterRoleBinding":
+            doc["roleRef"]["name"] = account
+            doc["subjects"][0]["name"] = account
+    kubectl("apply", "-f", str(REPO / "manifests" / "base" / "namespace.yaml"))
+    kubectl("apply", "-f", "-", input=yaml.safe_dump_all(documents))
+    return service_account_kubeconfig(kubectl, account, directory)
+
+
 @pytest.fixture(scope="module")
 def no_clone_kubeconfig(cluster: DevCluster, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The operator's RBAC without `create datavolumes/source`: what a cluster admin may forget to grant."""
-    documents = list(yaml.safe_load_all((REPO / "manifests" / "operator" / "rbac.yaml").read_text()))
-    for doc in documents:
-        doc["metadata"]["name"] = "webapp-scaler-noclone"
-        if doc["kind"] == "ClusterRole":
-            doc["rules"] = [r for r in doc["rules"] if "datavolumes/source" not in r["resources"]]
-        if doc["kind"] == "ClusterRoleBinding":
-            doc["roleRef"]["name"] = "webapp-scaler-noclone"
-            doc["subjects"][0]["name"] = "webapp-scaler-noclone"
-    kubectl("apply", "-f", str(REPO / "manifests" / "operator" / "namespace.yaml"))
-    kubectl("apply", "-f", "-", input=yaml.safe_dump_all(documents))
-    return service_account_kubeconfig(kubectl, "webapp-scaler-noclone", tmp_path_factory.mktemp("noclone"))
+    return restricted_kubeconfig(
+        kubectl,
+        "webapp-scaler-noclone",
+        tmp_path_factory.mktemp("noclone"),
+        lambda rules: [r for r in rules if "datavolumes/source" not in r["resources"]],
+    )
 
 
 @pytest.mark.parametrize("allowed", [True, False], ids=["clone-allowed", "clone-not-authorized"])
@@ -503,3 +521,134 @@ def test_golden_image_in_another_namespace(
                 assert env.cluster.vms() == []
     finally:
         kubectl("delete", "namespace", images, "--wait=false")
+
+
+def test_an_agent_that_cannot_do_the_drain_mode_keeps_its_vm_and_says_why(env: Any) -> None:
+    """The spec claims the proxy source, so admission lets RefuseNewSessions through, but the VMs run the
+    push source: its agent answers the drain with 409. The VM is neither drained nor deleted, even empty;
+    DrainReady and a Warning say why. With the mode the agent can do, the drain runs and the VM goes."""
+    spec = webappscaling(replicas={"min": 1, "max": 4})
+    spec["spec"]["sessions"]["agent"]["source"] = "proxy"
+    spec["spec"]["scaleIn"]["drain"]["mode"] = "RefuseNewSessions"
+    env.apply(spec)
+    with env.operator():
+        [(_, ip)] = ready_vms(env, 1).items()
+        push_sessions(ip, 15)
+        ips = ready_vms(env, 2)
+        counts = dict(zip(sorted(ips), [1, 2], strict=True))  # 3 sessions → 1 VM: the 1-session VM drains
+        for name, count in counts.items():
+            push_sessions(ips[name], count)
+        victim = min(counts, key=lambda n: counts[n])
+        drain = wait_for(
+            lambda: (c := env.cluster.condition("DrainReady")).get("reason") == "DrainModeUnsupported" and c,
+            what="DrainReady False/DrainModeUnsupported",
+        )
+        assert drain["status"] == "False"
+        assert (
+            f"VM {victim}: the agent refused drain mode RefuseNewSessions (it supports Readiness)" in drain["message"]
+        )
+        assert wait_for(lambda: env.cluster.events("DrainModeUnsupported"), what="a DrainModeUnsupported Event")
+        push_sessions(ips[victim], 0)  # empty, but never drained: kept
+        time.sleep(4)
+        assert victim in env.cluster.vm_names()
+        assert env.cluster.was()["status"]["drainMode"] == "RefuseNewSessions"
+
+        spec["spec"]["sessions"]["agent"]["source"] = "push"
+        spec["spec"]["scaleIn"]["drain"]["mode"] = "Readiness"
+        env.apply(spec)
+        wait_for(lambda: victim not in env.cluster.vm_names(), what=f"{victim} drained by readiness and deleted")
+        assert wait_for(lambda: env.cluster.condition("DrainReady").get("status") == "True", what="DrainReady True")
+        assert env.cluster.was()["status"]["drainMode"] == "Readiness"
+
+
+def test_render_prints_what_the_operator_creates(env: Any, kubectl: Kubectl, tmp_path: Path) -> None:
+    """`webapp-scaler render` of a file and the operator's objects for the same file in the cluster: equal,
+    but for generated names, uids and what the apiserver adds. For the server-side applied objects, applying
+    the rendered one under the operator's field manager changes nothing — nothing left out, nothing added."""
+    install_gateway_api(kubectl, "experimental")
+    spec = webappscaling(
+        replicas={"min": 1, "max": 2},
+        ingress={
+            "enabled": True,
+            "host": "shop.example.test",
+            "className": "nginx",
+            "stickyCookie": {"maxAgeSeconds": 600},
+        },
+        route={
+            "parentRefs": [{"name": "public", "sectionName": "http"}],
+            "hostnames": ["shop.example.test"],
+            "retry": {"attempts": 3},
+            "sessionPersistence": {"enabled": True},
+        },
+    )
+    path = tmp_path / "shop.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    result = subprocess.run(
+        [sys.executable, "-m", "webapp_scaler.cli", "render", "-n", env.namespace, "-f", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = {doc["kind"]: doc for doc in yaml.safe_load_all(result.stdout) if doc}
+    assert set(rendered) == {"VirtualMachine", "Secret", "Service", "Ingress", "HTTPRoute"}
+
+    env.kubectl("apply", "-n", env.namespace, "-f", str(path))
+    with env.operator():
+        wait_for(
+            lambda: (
+                env.cluster.vm_names()
+                and all(env.cluster.get(kind, "shop") for kind in ("service", "ingress", "httproute"))
+                and env.cluster.condition("RouteReady").get("status") == "True"
+            ),
+            what="a VM, the Service, the Ingress and the HTTPRoute",
+        )
+        uid = env.cluster.was()["metadata"]["uid"]
+        [vm_name] = env.cluster.vm_names()
+
+        def as_created(obj: dict[str, Any]) -> dict[str, Any]:
+            """The rendered object with the names and uids only the cluster knows."""
+            text = json.dumps(obj).replace("shop-xxxxx", vm_name)
+            filled = json.loads(text)
+            for ref in filled["metadata"].get("ownerReferences", []):
+                if ref["kind"] == "WebAppScaling":
+                    ref["uid"] = uid
+            return dict(filled)
+
+        for kind in ("Service", "Ingress", "HTTPRoute"):
+            wanted = as_created(rendered[kind])
+            found = env.cluster.get(kind.lower(), "shop")
+            assert differences(wanted, found) == [], kind
+            applied = env.kubectl(
+                "apply", "--server-side", "--dry-run=server", "--field-manager=webapp-scaler", "--force-conflicts",
+                "-n", env.namespace, "-o", "json", "-f", "-",
+                input=json.dumps(wanted),
+            )  # fmt: skip
+            assert without_managed_fields(json.loads(applied.stdout)) == without_managed_fields(found), kind
+
+        wanted_vm = as_created(rendered["VirtualMachine"])
+        found_vm = env.cluster.get("virtualmachine", vm_name)
+        assert wanted_vm["spec"] == found_vm["spec"]
+        assert differences(wanted_vm["metadata"], found_vm["metadata"]) == []
+        secret = env.cluster.get("secret", f"{vm_name}-drain-token")
+        wanted_secret = as_created(rendered["Secret"])
+        assert secret["metadata"]["labels"] == wanted_secret["metadata"]["labels"]
+        assert [r["name"] for r in secret["metadata"]["ownerReferences"]] == [vm_name]
+
+
+def differences(wanted: Any, found: Any, path: str = "") -> list[str]:
+    """Where `found` lacks or changed what `wanted` has (the apiserver may add fields of its own, and drops
+    an empty map of ObjectMeta such as `annotations: {}`)."""
+    if wanted == {} and found is None:
+        return []
+    if isinstance(wanted, dict) and isinstance(found, dict):
+        return [d for key, value in wanted.items() for d in differences(value, found.get(key), f"{path}.{key}")]
+    if isinstance(wanted, list) and isinstance(found, list) and len(wanted) == len(found):
+        return [
+            d for i, (a, b) in enumerate(zip(wanted, found, strict=True)) for d in differences(a, b, f"{path}[{i}]")
+        ]
+    return [] if wanted == found else [f"{path}: rendered {wanted!r}, in the cluster {found!r}"]
+
+
+def without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    return {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "managedFields"}}

@@ -19,6 +19,8 @@ MINIMAL = {
     "vmTemplate": {"spec": {"domain": {}}},
     "sessions": {"agent": {"drainTokenSecretRef": {"name": "drain"}}},
     "ingress": {"tls": {"secretName": "tls"}, "host": "shop.example.com"},
+    # a route with a retry and a timeout, so the defaults inside them exist (Permanent needs the timeout)
+    "route": {"parentRefs": [{"name": "gw"}], "retry": {}, "sessionPersistence": {"absoluteTimeout": "1h"}},
 }
 
 
@@ -67,14 +69,34 @@ def test_crd_defaults_equal_parser_defaults() -> None:
         ("ingress.path", "/shop"),
         ("ingress.stickyCookie.name", "OTHER"),
         ("ingress.stickyCookie.maxAgeSeconds", 60),
+        ("ingress.controller", "Traefik"),
+        ("scaleIn.drain.mode", "Readiness"),
+        ("route.path", "/shop"),
+        ("route.retry.attempts", 3),
+        ("route.retry.codes", [502, 503]),
+        ("route.sessionPersistence.enabled", True),
+        ("route.sessionPersistence.cookieName", "OTHER"),
+        ("route.sessionPersistence.lifetimeType", "Permanent"),
     ],
     ids=lambda v: str(v),
 )
 def test_the_comparison_would_notice_a_different_default(path: str, value: Any) -> None:
+    assert_noticed(path, value, copy.deepcopy(MINIMAL))
+
+
+def test_the_comparison_would_notice_a_different_agent_source() -> None:
+    """Any source but proxy needs the Readiness drain mode (a CEL rule): given here, so the source's
+    default alone differs."""
+    given = copy.deepcopy(MINIMAL)
+    given["scaleIn"] = {"drain": {"mode": "Readiness"}}
+    assert_noticed("sessions.agent.source", "push", given)
+
+
+def assert_noticed(path: str, value: Any, given: dict[str, Any]) -> None:
     schema = copy.deepcopy(spec_schema())
     node = schema
     for key in path.split("."):
         node = node["properties"][key]
     node["default"] = value
-    defaulted = apply_defaults(schema, copy.deepcopy(MINIMAL))
-    assert parsed(defaulted) != parsed(copy.deepcopy(MINIMAL))
+    defaulted = apply_defaults(schema, copy.deepcopy(given))
+    assert parsed(defaulted) != parsed(copy.deepcopy(given))

@@ -207,3 +207,122 @@ def test_a_bad_workload_field_is_named_and_nothing_raises(spec: dict[str, Any], 
     assert (was.name, was.generation, was.status) == ("shop", 4, {"desiredReplicas": 2})
     with pytest.raises(webappscaling.SpecError, match=re.escape(message)):
         webappscaling.parse_valid(with_spec(**spec))
+
+
+# ---- drain modes, agent sources, ingress controllers and routes -------------------------------------------
+
+
+def test_drains_refuse_new_sessions_through_the_proxy_source_by_default() -> None:
+    spec = webappscaling.ScalingSpec()
+    assert (spec.scale_in.drain.mode, spec.sessions.agent.source) == ("RefuseNewSessions", "proxy")
+    assert spec.scale_in.drain.refuses_new_sessions
+    assert not webappscaling.DrainSpec(enabled=False).refuses_new_sessions
+    assert not webappscaling.DrainSpec(mode="Readiness").refuses_new_sessions
+
+
+@pytest.mark.parametrize("source", ["tomcat", "connections", "push"])
+def test_a_source_outside_the_request_path_needs_the_readiness_mode(source: str) -> None:
+    with pytest.raises(webappscaling.SpecError) as refused:
+        webappscaling.ScalingSpec.from_spec({"sessions": {"agent": {"source": source}}})
+    assert str(refused.value) == webappscaling.DRAIN_MODE_NEEDS_PROXY
+    spec = webappscaling.ScalingSpec.from_spec(
+        {"sessions": {"agent": {"source": source}}, "scaleIn": {"drain": {"mode": "Readiness"}}}
+    )
+    assert (spec.sessions.agent.source, spec.scale_in.drain.mode) == (source, "Readiness")
+
+
+def test_route_fields_are_read() -> None:
+    was = webappscaling.parse_valid(
+        with_spec(
+            ingress={"enabled": True, "controller": "Traefik"},
+            route={
+                "parentRefs": [
+                    {"name": "public", "namespace": "gateways", "sectionName": "https", "port": 443},
+                    {"name": "mesh", "group": "", "kind": "Service"},
+                ],
+                "hostnames": ["shop.example.com", "*.shop.example.com"],
+                "path": "/shop",
+                "retry": {"attempts": 3, "codes": [502, 503], "backoff": "100ms"},
+                "sessionPersistence": {
+                    "enabled": True,
+                    "cookieName": "SHOP",
+                    "lifetimeType": "Permanent",
+                    "absoluteTimeout": "8h",
+                },
+                "filters": [
+                    {
+                        "type": "ExtensionRef",
+                        "extensionRef": {"group": "traefik.io", "kind": "Middleware", "name": "retry"},
+                    }
+                ],
+                "annotations": {"a": "b"},
+                "labels": {"team": "shop"},
+            },
+        )
+    )
+    assert was.spec.workload.ingress.controller == "Traefik"
+    route = was.spec.workload.route
+    assert route == webappscaling.RouteSpec(
+        parent_refs=(
+            webappscaling.ParentRef("public", namespace="gateways", section_name="https", port=443),
+            webappscaling.ParentRef("mesh", group="", kind="Service"),
+        ),
+        hostnames=("shop.example.com", "*.shop.example.com"),
+        path="/shop",
+        retry=webappscaling.RouteRetrySpec(attempts=3, codes=(502, 503), backoff="100ms"),
+        session_persistence=webappscaling.SessionPersistenceSpec(True, "SHOP", "Permanent", "8h"),
+        filters=(
+            {"type": "ExtensionRef", "extensionRef": {"group": "traefik.io", "kind": "Middleware", "name": "retry"}},
+        ),
+        annotations={"a": "b"},
+        labels={"team": "shop"},
+    )
+
+
+def test_a_route_with_only_its_parents_takes_the_defaults() -> None:
+    route = webappscaling.parse_valid(with_spec(route={"parentRefs": [{"name": "gw"}]})).spec.workload.route
+    assert route == webappscaling.RouteSpec(parent_refs=(webappscaling.ParentRef("gw"),))
+    assert route.retry is None, "not given: the builder decides by the drain mode"
+    assert route.session_persistence.cookie_name == webappscaling.StickyCookieSpec().name
+    assert webappscaling.parse_valid(with_spec()).spec.workload.route is None
+    explicit = webappscaling.parse_valid(with_spec(route={"parentRefs": [{"name": "gw"}], "retry": {}}))
+    assert explicit.spec.workload.route and explicit.spec.workload.route.retry == webappscaling.RouteRetrySpec(
+        2, (503,)
+    )
+
+
+@pytest.mark.parametrize(
+    ("route", "message"),
+    [
+        ({}, webappscaling.ROUTE_NEEDS_PARENTS),
+        ({"parentRefs": []}, webappscaling.ROUTE_NEEDS_PARENTS),
+        ({"parentRefs": [{"namespace": "gw"}]}, "spec.route.parentRefs[0].name: is required"),
+        ({"parentRefs": [{"name": "gw", "port": 0}]}, "spec.route.parentRefs[0].port: must be at least 1"),
+        ({"parentRefs": [{"name": "gw"}], "retry": {"attempts": 1}}, webappscaling.RETRY_ATTEMPTS_RANGE),
+        ({"parentRefs": [{"name": "gw"}], "retry": {"attempts": 11}}, webappscaling.RETRY_ATTEMPTS_RANGE),
+        ({"parentRefs": [{"name": "gw"}], "retry": {"codes": [200]}}, "spec.route.retry.codes: must be a list"),
+        ({"parentRefs": [{"name": "gw"}], "retry": {"backoff": "1 second"}}, "spec.route.retry.backoff: must be a"),
+        ({"parentRefs": [{"name": "gw"}], "hostnames": ["Shop.Example"]}, "spec.route.hostnames: must be a list"),
+        ({"parentRefs": [{"name": "gw"}], "path": "shop"}, "spec.route.path: must start with /"),
+        (
+            {"parentRefs": [{"name": "gw"}], "sessionPersistence": {"lifetimeType": "Permanent"}},
+            webappscaling.PERMANENT_COOKIE_NEEDS_TIMEOUT,
+        ),
+        (
+            {"parentRefs": [{"name": "gw"}], "sessionPersistence": {"cookieName": "a b"}},
+            "spec.route.sessionPersistence.cookieName: must be a cookie name",
+        ),
+        ({"parentRefs": [{"name": "gw"}], "filters": [{"requestHeaderModifier": {}}]}, "spec.route.filters: must be"),
+    ],
+    ids=lambda v: str(v)[:50],
+)
+def test_a_bad_route_is_refused_in_admissions_words_or_naming_its_field(route: dict[str, Any], message: str) -> None:
+    was = webappscaling.parse(with_spec(route=route))
+    assert isinstance(was, webappscaling.InvalidWebAppScaling)
+    assert was.error.startswith(message), was.error
+
+
+def test_an_unknown_ingress_controller_is_named() -> None:
+    was = webappscaling.parse(with_spec(ingress={"controller": "nginx"}))
+    assert isinstance(was, webappscaling.InvalidWebAppScaling)
+    assert was.error.startswith("spec.ingress.controller: must be one of Any, IngressNginx, Traefik")

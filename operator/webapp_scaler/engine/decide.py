@@ -10,8 +10,8 @@ The chain:
    so the fleet grows ahead of a rising load and shrinks only as fast as the average falls;
 5. recommend with HPA's tolerance, then HPA's stabilization windows, rate policies and min/max;
 6. act: return draining VMs to service first, then start warm VMs, then clone; on scale-in delete
-   not-yet-ready VMs first, then drain the Ready VMs with the fewest sessions; delete drained VMs;
-   keep the warm pool at its size.
+   VMs that never served first, then drain the Ready VMs with the fewest sessions (then VMs that served
+   and lost their readiness); delete drained VMs; keep the warm pool at its size.
 """
 
 from __future__ import annotations
@@ -33,21 +33,36 @@ def decide(
     now: float, spec: webappscaling.ScalingSpec, vms: Sequence[model.VMState], memory: model.EngineMemory
 ) -> model.Decision:
     """Decide what to do with the fleet at `now`. Pure: the same arguments give the same decision."""
+    memory = _recall_scale_events(now, spec, vms, memory)
     memory = _measure_boots(vms, memory)
     target = spec.sessions.target_per_vm
     current = sum(1 for vm in vms if vm.phase in ACTIVE)
-    seen = observe.observe(vms, target_per_vm=target, current=current)
+    seen = observe.observe(
+        vms,
+        target_per_vm=target,
+        current=current,
+        fallback=spec.sessions.fallback,
+        failed_rounds=memory.failed_rounds,
+    )
+    memory = dataclasses.replace(memory, failed_rounds=seen.failed_rounds)
 
     samples = memory.samples
     trend = memory.trend
     interval = float(spec.sessions.scrape_interval_seconds)
-    if seen.sessions is not None:
+    if seen.fallback:
+        pass  # not a measurement: the average and the trend keep only what was measured
+    elif seen.sessions is not None:
         keep_after = now - max(spec.sessions.moving_average.window_seconds, interval)
         samples = (*(s for s in samples if s.at > keep_after), model.Sample(now, seen.sessions))
         trend = forecast.update_trend(trend, value=seen.sessions, at=now, spec=spec.prediction, interval=interval)
-    averaged = average.moving_average(samples, now, spec.sessions.moving_average) if seen.sessions is not None else None
+    if seen.fallback:
+        averaged = seen.sessions  # spec.sessions.fallback.replicas × target, as KEDA feeds HPA
+    elif seen.sessions is not None:
+        averaged = average.moving_average(samples, now, spec.sessions.moving_average)
+    else:
+        averaged = None
     predicted = None
-    if spec.prediction.enabled and trend is not None and seen.sessions is not None:
+    if spec.prediction.enabled and trend is not None and seen.sessions is not None and not seen.fallback:
         warm_ready = any(vm.phase is model.VMPhase.WARM for vm in vms)
         horizon = spec.prediction.horizon_seconds or lead_time(memory, warm_available=warm_ready)
         predicted = forecast.forecast(trend, horizon_seconds=horizon, spec=spec.prediction, interval=interval)
@@ -81,11 +96,23 @@ def decide(
             down_events=memory.scale_down_events,
         )
         desired, reason = result.replicas, result.reason
+        held = min(current, spec.replicas.max)  # spec.replicas.max still bounds the count
+        if seen.missing and desired < held:
+            # a Ready VM without a valid count may be full: never a scale-in on missing data (a sample
+            # over target with a VM missing, averaged with older low ones, would otherwise shrink)
+            desired, reason = held, Reason.FAILED_GET_METRICS
         ratio = recommend.usage_ratio(demand, current, target)
         if desired == current == proposal and current and abs(1.0 - ratio) <= spec.behavior.tolerance:
             reason = Reason.WITHIN_TOLERANCE
         memory = dataclasses.replace(memory, recommendations=result.recommendations)
         message_demand = _describe_demand(spec, averaged, predicted, seen.draining_sessions, current, target)
+        if seen.fallback:
+            message_demand = (
+                f"fallback after {seen.failed_rounds} rounds without a valid session count: "
+                f"spec.sessions.fallback.replicas {spec.sessions.fallback.replicas}, never a scale-in"
+            )
+        elif seen.missing:
+            message_demand += f"; {seen.missing} ready VM(s) without a valid count: no scale-in"
 
     if desired != current:
         up, down = limits.record_scale_event(
@@ -98,7 +125,7 @@ def decide(
         )
         memory = dataclasses.replace(memory, scale_up_events=up, scale_down_events=down)
 
-    actions = _act(now, spec, vms, desired - current)
+    actions = _act(now, spec, vms, desired - current, served=memory.measured)
     verb = "scaled up" if desired > current else "scaled down" if desired < current else "holding"
     return model.Decision(
         desired=desired,
@@ -133,18 +160,50 @@ def lead_time(memory: model.EngineMemory, *, warm_available: bool) -> float:
     return float(statistics.median(memory.start_seconds[-_BOOTS_USED:]))
 
 
+def _recall_scale_events(
+    now: float, spec: webappscaling.ScalingSpec, vms: Sequence[model.VMState], memory: model.EngineMemory
+) -> model.EngineMemory:
+    """A memory that has seen nothing (a restarted operator) learns the rate policies' recent history
+    from the fleet itself: every VM cloned or warm-started within the longest scale-up period was a +1,
+    every drain begun within the longest scale-down period a removal. Without this a restart forgets the
+    rate limits (4 VMs allowed per period, 4 just created, 3 more at once after the restart)."""
+    if memory != model.EngineMemory():
+        return memory
+    up_period = max((p.period_seconds for p in spec.behavior.scale_up.policies), default=0)
+    down_period = max((p.period_seconds for p in spec.behavior.scale_down.policies), default=0)
+    up: list[model.ScaleEvent] = []
+    down: list[model.ScaleEvent] = []
+    for vm in vms:
+        if vm.phase is model.VMPhase.WARM:
+            continue  # a stopped pool VM: filling the pool is no scale-up
+        began = vm.started_at if vm.started_at is not None else vm.created_at
+        if now - up_period < began <= now:
+            up.append(model.ScaleEvent(began, 1))
+        if vm.draining_since is not None and now - down_period < vm.draining_since <= now:
+            down.append(model.ScaleEvent(vm.draining_since, 1))  # changes are counted positive both ways
+    if not up and not down:
+        return memory
+    return dataclasses.replace(
+        memory,
+        scale_up_events=tuple(sorted(up, key=lambda e: e.at)),
+        scale_down_events=tuple(sorted(down, key=lambda e: e.at)),
+    )
+
+
 def _measure_boots(vms: Sequence[model.VMState], memory: model.EngineMemory) -> model.EngineMemory:
-    """Learn clone+boot and warm-start durations from VMs that became ready since the last call."""
+    """Learn clone+boot and warm-start durations from VMs that became ready since the last call, and
+    remember every VM seen serving (`measured`)."""
     boots = list(memory.boot_seconds)
     starts = list(memory.start_seconds)
     measured = set()
     for vm in vms:
         if vm.name in memory.measured:
             measured.add(vm.name)
-        elif vm.ready_at is not None and vm.phase in (model.VMPhase.READY, model.VMPhase.DRAINING):
-            measured.add(vm.name)
-            took = vm.ready_at - (vm.started_at if vm.started_at is not None else vm.created_at)
-            if 0 < took < 86400:
+        elif vm.phase in (model.VMPhase.READY, model.VMPhase.DRAINING):
+            measured.add(vm.name)  # it has served: from now on it is drained, never dropped as unready
+            since = vm.started_at if vm.started_at is not None else vm.created_at
+            took = None if vm.ready_at is None else vm.ready_at - since
+            if took is not None and 0 < took < 86400:
                 (boots if vm.started_at is None else starts).append(took)
     if len(measured) == len(memory.measured) and measured == memory.measured:
         return memory
@@ -226,8 +285,11 @@ class _Actions:
     create_warm: int = 0
 
 
-def _act(now: float, spec: webappscaling.ScalingSpec, vms: Sequence[model.VMState], delta: int) -> _Actions:
-    """Turn a change of the count into actions on named VMs."""
+def _act(
+    now: float, spec: webappscaling.ScalingSpec, vms: Sequence[model.VMState], delta: int, *, served: frozenset[str]
+) -> _Actions:
+    """Turn a change of the count into actions on named VMs. `served`: the VMs seen Ready (the engine's
+    memory), which are drained, never deleted as not-yet-ready surplus."""
     timeout = spec.scale_in.drain.timeout_seconds
     returned: tuple[str, ...] = ()
     started: tuple[str, ...] = ()
@@ -240,9 +302,9 @@ def _act(now: float, spec: webappscaling.ScalingSpec, vms: Sequence[model.VMStat
         started = tuple(vm.name for vm in warm[: delta - len(returned)])
         create = delta - len(returned) - len(started)
     elif delta < 0:
-        surplus = drain.choose_unready_surplus(vms, -delta)
+        surplus = drain.choose_unready_surplus(vms, -delta, served)
         delete.extend(surplus)
-        victims = drain.choose_drain_victims(vms, -delta - len(surplus), spec.scale_in.order)
+        victims = drain.choose_drain_victims(vms, -delta - len(surplus), spec.scale_in.order, served)
         if spec.scale_in.drain.enabled:
             drain_now = victims
         else:

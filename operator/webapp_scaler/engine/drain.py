@@ -3,12 +3,16 @@
 Scale-in is session-aware: the VM with the fewest sessions goes first (its users are fewest to wait
 for), it stops receiving new sessions, and it is deleted only when its sessions reach zero or its drain
 timeout expires. A protected VM is never chosen.
+
+A VM that has served (was seen Ready) and lost its readiness — a slow probe on a busy host, a stalled
+guest — may still hold sessions: it is drained like a Ready VM, after all of them, and never deleted as a
+not-yet-ready surplus. Only VMs that never served are deleted without a drain.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from webapp_scaler import model, webappscaling
 from webapp_scaler.engine import observe
@@ -22,28 +26,38 @@ def _sessions_or_inf(vm: model.VMState) -> float:
     return math.inf if value is None else value
 
 
+def _lost_readiness(vm: model.VMState, served: Collection[str]) -> bool:
+    return vm.phase in UNREADY and vm.name in served
+
+
 def choose_drain_victims(
-    vms: Sequence[model.VMState], count: int, order: webappscaling.ScaleInOrder = "FewestSessions"
+    vms: Sequence[model.VMState],
+    count: int,
+    order: webappscaling.ScaleInOrder = "FewestSessions",
+    served: Collection[str] = (),
 ) -> tuple[str, ...]:
-    """Up to `count` Ready, unprotected VMs to remove, in the order the spec asks for (ties: newest)."""
+    """Up to `count` unprotected VMs to drain, in the order the spec asks for (ties: newest): the Ready
+    ones, then those in `served` (seen Ready before) that lost their readiness."""
     if count <= 0:
         return ()
-    candidates = [vm for vm in vms if vm.phase is model.VMPhase.READY and not vm.protected]
+    candidates = [
+        vm for vm in vms if (vm.phase is model.VMPhase.READY or _lost_readiness(vm, served)) and not vm.protected
+    ]
     if order == "Oldest":
-        candidates.sort(key=lambda vm: (vm.created_at, vm.name))
+        candidates.sort(key=lambda vm: (_lost_readiness(vm, served), vm.created_at, vm.name))
     elif order == "Newest":
-        candidates.sort(key=lambda vm: (-vm.created_at, vm.name))
+        candidates.sort(key=lambda vm: (_lost_readiness(vm, served), -vm.created_at, vm.name))
     else:
-        candidates.sort(key=lambda vm: (_sessions_or_inf(vm), -vm.created_at, vm.name))
+        candidates.sort(key=lambda vm: (_lost_readiness(vm, served), _sessions_or_inf(vm), -vm.created_at, vm.name))
     return tuple(vm.name for vm in candidates[:count])
 
 
-def choose_unready_surplus(vms: Sequence[model.VMState], count: int) -> tuple[str, ...]:
+def choose_unready_surplus(vms: Sequence[model.VMState], count: int, served: Collection[str] = ()) -> tuple[str, ...]:
     """Up to `count` not-yet-ready VMs to delete, newest first: they hold no session and cost the most
-    time to finish."""
+    time to finish. VMs in `served` (seen Ready before) are never among them: they may hold sessions."""
     if count <= 0:
         return ()
-    candidates = [vm for vm in vms if vm.phase in UNREADY and not vm.protected]
+    candidates = [vm for vm in vms if vm.phase in UNREADY and vm.name not in served and not vm.protected]
     candidates.sort(key=lambda vm: (-vm.created_at, vm.name))
     return tuple(vm.name for vm in candidates[:count])
 

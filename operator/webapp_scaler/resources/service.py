@@ -6,11 +6,13 @@ from typing import Any
 
 from webapp_scaler import naming
 from webapp_scaler.constants import LABEL_SCALING
+from webapp_scaler.resources.ingress import service_annotations
 from webapp_scaler.resources.owner import common_labels, owner_reference
 from webapp_scaler.webappscaling import WebAppScaling
 
 
 def build_service(owner: WebAppScaling) -> dict[str, Any]:
+    """The Service, with the sticky-cookie annotations of the ingress controllers that read them here."""
     wanted = owner.spec.workload.service
     service: dict[str, Any] = {
         "type": wanted.type,
@@ -21,14 +23,13 @@ def build_service(owner: WebAppScaling) -> dict[str, Any]:
     }
     if wanted.session_affinity_timeout_seconds is not None:
         service["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": wanted.session_affinity_timeout_seconds}}
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": naming.service_name(owner.name),
-            "namespace": owner.namespace,
-            "labels": common_labels(owner),
-            "ownerReferences": [owner_reference(owner)],
-        },
-        "spec": service,
+    metadata: dict[str, Any] = {
+        "name": naming.service_name(owner.name),
+        "namespace": owner.namespace,
+        "labels": common_labels(owner),
+        "ownerReferences": [owner_reference(owner)],
     }
+    annotations = service_annotations(owner.spec.workload.ingress)
+    if annotations:
+        metadata["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": service}

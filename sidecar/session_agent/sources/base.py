@@ -24,6 +24,12 @@ class SessionSource(Protocol):
     """Counts the application's active sessions."""
 
     name: str
+    drain_modes: tuple[str, ...]
+    """The drain modes (session_agent.drain.DRAIN_MODES) this source can honour. `RefuseNewSessions`
+    needs a source in the request path that knows which requests carry a held session."""
+    drain_limitation: str
+    """Why the source supports no more modes than it does, as the middle of a sentence ("the X source
+    <drain_limitation>, so it cannot refuse only new sessions"); empty when it supports them all."""
 
     async def start(self) -> None:
         """Open listeners or connections; called once before the first reading."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from session_agent.drain import READINESS
 from session_agent.sources.base import SessionStats
 
 ESTABLISHED = "01"
@@ -35,6 +36,8 @@ def count_established(lines: Iterable[str], port: int, *, distinct_peers: bool =
 
 class ConnectionsSource:
     name = "connections"
+    drain_modes: tuple[str, ...] = (READINESS,)
+    drain_limitation = "counts TCP connections and cannot tell which requests carry a session"
 
     def __init__(self, *, port: int, proc_net: Path = Path("/proc/net"), distinct_peers: bool = False) -> None:
         self.port = port

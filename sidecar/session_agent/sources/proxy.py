@@ -9,6 +9,8 @@ sweeper task, so arming a timeout costs an attribute store.
 
 While draining, requests of known sessions are served and sessionless ones get 503 with Retry-After,
 so the load balancer or the browser retries on another VM and no session is created here to be lost.
+Both drain modes do exactly this here (they differ only in /readyz), and the check runs only while
+draining: a request of a held session costs one dictionary lookup more then, and nothing otherwise.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from session_agent import exchange, http1
-from session_agent.drain import DrainState
+from session_agent.drain import DRAIN_MODES, DrainState
 from session_agent.sources.base import SessionStats
 from session_agent.tracker import SessionKey, SessionTracker
 
@@ -63,6 +65,8 @@ class ProxySource:
     """The `proxy` session source."""
 
     name = "proxy"
+    drain_modes: tuple[str, ...] = DRAIN_MODES
+    drain_limitation = ""
 
     def __init__(self, config: ProxyConfig, *, tracker: SessionTracker, drain: DrainState) -> None:
         self.config = config

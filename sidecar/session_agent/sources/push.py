@@ -3,6 +3,9 @@
 For applications that know their sessions best (a session registry, a framework hook, or the WSGI/ASGI
 middleware of this package). Bodies are JSON, e.g. `{"active_sessions": 12, "started": 40}`, where
 every field but active_sessions is an optional cumulative counter; a bare number is accepted too.
+
+The answer to a push carries the agent's drain state (`draining`, `mode`), so an embedded middleware
+(session_agent.wsgi / .asgi) learns of a drain at its next push and refuses sessionless requests itself.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from session_agent.drain import READINESS, DrainState
 from session_agent.sources.base import SessionStats
 from session_agent.tracker import Clock
 
@@ -26,11 +30,19 @@ class PushError(Exception):
 
 class PushSource:
     name = "push"
+    drain_modes: tuple[str, ...] = (READINESS,)
+    drain_limitation = "is told the count by the application and never sees a request"
 
     def __init__(
-        self, *, allow_remote: bool = False, stale_after: float | None = None, clock: Clock = time.monotonic
+        self,
+        *,
+        allow_remote: bool = False,
+        stale_after: float | None = None,
+        clock: Clock = time.monotonic,
+        drain: DrainState | None = None,
     ) -> None:
         self.allow_remote = allow_remote
+        self.drain = drain if drain is not None else DrainState()
         self.stale_after = stale_after
         self._clock = clock
         self._stats = SessionStats(active=0)
@@ -80,7 +92,13 @@ class PushSource:
         except ValueError as error:
             return web.json_response({"error": str(error)}, status=400)
         self._last_push = self._clock()
-        return web.json_response({"accepted": True, "active_sessions": self._stats.active})
+        answer = {
+            "accepted": True,
+            "active_sessions": self._stats.active,
+            "draining": self.drain.draining,
+            "mode": self.drain.mode,
+        }
+        return web.json_response(answer)
 
 
 def _count(value: Any, field: str) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from session_agent.drain import READINESS
 from session_agent.sources.base import SessionStats
 from session_agent.tracker import Clock
 
@@ -71,6 +72,8 @@ def parse_sessions(text: str) -> int:
 
 class TomcatSource:
     name = "tomcat"
+    drain_modes: tuple[str, ...] = (READINESS,)
+    drain_limitation = "reads Tomcat's own count from its manager and never sees a request"
 
     def __init__(
         self,

@@ -77,6 +77,26 @@ def test_scale_down_drains_the_fewest_sessions_first_and_deletes_unready_first()
     assert d.drain == ("b", "a", "d")
 
 
+def test_a_vm_that_lost_readiness_after_serving_is_drained_not_deleted() -> None:
+    """Round 1 sees `flap` Ready; in round 2 its probe fails (Booting again) as the count drops: the engine
+    drains it — it may hold users — instead of deleting it as a VM that never booted."""
+    no_window = {"scaleDown": {"stabilizationWindowSeconds": 0}}
+    first = decide.decide(
+        NOW,
+        spec(behavior=no_window, replicas={"min": 2, "max": 2}),
+        [vm("a", sessions=1), vm("flap", sessions=1)],
+        EMPTY,
+    )
+    assert first.delete == () and "flap" in first.memory.measured
+    vms = [vm("a", sessions=1), vm("flap", B)]
+    d = decide.decide(NOW + 1, spec(behavior=no_window, replicas={"min": 1, "max": 1}), vms, first.memory)
+    assert d.desired == 1
+    assert d.delete == ()
+    assert d.drain == ("a",)  # the Ready VM first; the one that lost readiness only when more must go
+    fresh = decide.decide(NOW + 1, spec(behavior=no_window, replicas={"min": 1, "max": 1}), vms, EMPTY)
+    assert fresh.delete == ("flap",)  # without the memory it is indistinguishable from a booting clone
+
+
 def test_scale_down_waits_for_the_stabilization_window() -> None:
     vms = [vm(f"vm-{i}", sessions=75) for i in range(4)]
     s = spec(sessions={"movingAverage": {"windowSeconds": 0}})
@@ -156,3 +176,62 @@ def test_boot_time_is_measured_from_clones_only() -> None:
     assert decide.boot_estimate(d.memory) == 120.0
     again = decide.decide(NOW + 15, spec(), vms, d.memory)
     assert again.memory.boot_seconds == (120.0,)
+
+
+def test_a_restarted_operator_remembers_the_rate_limit_from_the_vms_it_just_created() -> None:
+    """4 VMs allowed per 60 s; 4 cloned 10 s ago, then the operator restarted (empty memory): the demand
+    asks for 7 more, the policy allows none until the period is over — not 3 more at once."""
+    up = {"scaleUp": {"stabilizationWindowSeconds": 0, "policies": [{"type": "VMs", "value": 4, "periodSeconds": 60}]}}
+    fleet = [vm(f"old{i}", sessions=80.0, created_at=NOW - 3600) for i in range(3)]
+    fleet += [vm(f"new{i}", B, created_at=NOW - 10) for i in range(4)]
+    busy = spec(behavior=up, sessions={"targetPerVM": 10})
+    d = decide.decide(NOW, busy, fleet, EMPTY)
+    assert d.create == 0 and d.desired == 7
+    later = decide.decide(NOW + 51, busy, fleet, d.memory)
+    assert later.create == 4  # the period of the four is over
+
+
+def test_a_restarted_operator_remembers_the_drains_it_just_began() -> None:
+    """One removal allowed per 60 s, one drain begun 5 s ago: after a restart no second drain yet."""
+    down = {
+        "scaleDown": {"stabilizationWindowSeconds": 0, "policies": [{"type": "VMs", "value": 1, "periodSeconds": 60}]}
+    }
+    fleet = [vm(n, sessions=1.0, created_at=NOW - 3600) for n in "abc"]
+    fleet.append(vm("d", model.VMPhase.DRAINING, sessions=1.0, created_at=NOW - 3600, draining_since=NOW - 5))
+    d = decide.decide(NOW, spec(behavior=down), fleet, EMPTY)
+    assert d.drain == ()
+    assert decide.decide(NOW + 56, spec(behavior=down), fleet, d.memory).drain != ()
+
+
+def test_the_fallback_takes_over_after_the_threshold_and_never_scales_in() -> None:
+    """No Ready VM gives a valid count: the count is held for failureThreshold rounds, then the fallback's
+    replicas are the demand (KEDA's fallback) — upwards only."""
+    fb = spec(
+        sessions={"fallback": {"failureThreshold": 2, "replicas": 5}},
+        behavior={"scaleUp": {"stabilizationWindowSeconds": 0}},
+    )
+    fleet = [vm("a"), vm("b")]  # Ready, no sessions: no valid reading
+    memory = EMPTY
+    for i in range(2):
+        d = decide.decide(NOW + i, fb, fleet, memory)
+        assert d.desired == 2 and d.create == 0, i
+        memory = d.memory
+    d = decide.decide(NOW + 2, fb, fleet, memory)
+    assert d.memory.failed_rounds == 3
+    assert d.desired == 5 and "fallback" in d.message
+    shrink = spec(sessions={"fallback": {"failureThreshold": 1, "replicas": 1}})
+    many = [vm(n) for n in "abcd"]
+    held = decide.decide(NOW + 1, shrink, many, decide.decide(NOW, shrink, many, EMPTY).memory)
+    assert held.memory.failed_rounds == 2 and held.desired == 4  # a fallback below the count: held
+
+
+def test_a_missing_vm_never_lets_older_low_samples_average_into_a_scale_in() -> None:
+    """Low samples, then one VM's agent breaks while the other is busy: the average is still below the
+    target of the fleet, but with a VM missing nothing is drained."""
+    no_window = spec(behavior={"scaleDown": {"stabilizationWindowSeconds": 0}}, sessions={"targetPerVM": 10})
+    memory = EMPTY
+    for i in range(5):
+        memory = decide.decide(NOW + i * 15, no_window, [vm(n, sessions=1.0) for n in "abcd"], memory).memory
+    broken = [vm("a", sessions=35.0), vm("b"), vm("c", sessions=1.0), vm("d", sessions=1.0)]
+    d = decide.decide(NOW + 75, no_window, broken, memory)
+    assert d.drain == () and d.desired >= 4

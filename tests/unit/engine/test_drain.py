@@ -52,6 +52,17 @@ def test_unready_surplus_is_newest_first() -> None:
     assert drain.choose_unready_surplus(vms, 2) == ("f", "y")
 
 
+def test_a_vm_that_served_and_lost_readiness_is_drained_last_never_dropped() -> None:
+    """A slow probe turns a serving VM not ready: it may hold sessions, so it is no unready surplus."""
+    vms = [vm("x", model.VMPhase.BOOTING, sessions=None, created=700), vm("y", sessions=3, created=1), *FLEET[:3]]
+    assert drain.choose_unready_surplus(vms, 1, served={"x"}) == ()
+    assert drain.choose_drain_victims(vms, 4, served={"x"}) == ("y", "c", "b", "a")
+    assert drain.choose_drain_victims(vms, 5, served={"x"}) == ("y", "c", "b", "a", "x")
+    for order in ("Oldest", "Newest"):
+        assert drain.choose_drain_victims(vms, 5, order, served={"x"})[-1] == "x"
+    assert drain.choose_drain_victims(vms, 5) == ("y", "c", "b", "a")  # never seen ready: not a victim
+
+
 @pytest.mark.parametrize(
     ("vms", "expected"),
     [

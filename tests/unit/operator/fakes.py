@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from webapp_scaler import fleet, webappscaling
 from webapp_scaler.k8s import AlreadyExists
 from webapp_scaler.reconcile import Runtime
-from webapp_scaler.sources.base import DrainError, Reading, Target
+from webapp_scaler.sources.base import DrainError, DrainModeUnsupported, Reading, Target
 
 T0 = "2026-11-27T07:00:00Z"
 NOW = fleet.parse_time("2026-11-27T08:00:00Z") or 0.0  # an hour after the VMs were created
@@ -36,6 +36,10 @@ class FakeKube:
     statuses: list[dict[str, Any]] = field(default_factory=list)
     created_secrets: list[dict[str, Any]] = field(default_factory=list)
     refuse_secrets: bool = False  # create_secret answers 403
+    crds: dict[str, dict[str, Any]] = field(default_factory=dict)  # name → CRD, e.g. the HTTPRoute CRD
+    gateways: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (namespace, name) → Gateway
+    gateway_classes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refuse_apply: dict[str, ApiException] = field(default_factory=dict)  # kind → what apply raises
 
     async def create_vm(self, body: Mapping[str, Any]) -> dict[str, Any]:
         if any(c == ("create_vm", body["metadata"]["name"]) for c in self.calls):
@@ -70,6 +74,8 @@ class FakeKube:
 
     async def apply(self, body: Mapping[str, Any]) -> None:
         self.calls.append(("apply", body["kind"]))
+        if body["kind"] in self.refuse_apply:
+            raise self.refuse_apply[body["kind"]]
         self.network[(body["kind"], body["metadata"]["name"])] = dict(body)
 
     async def get_network_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -78,6 +84,20 @@ class FakeKube:
     async def delete_ingress(self, namespace: str, name: str) -> None:
         self.calls.append(("delete_ingress", name))
         self.network.pop(("Ingress", name), None)
+
+    async def delete_route(self, namespace: str, name: str) -> None:
+        self.calls.append(("delete_route", name))
+        self.network.pop(("HTTPRoute", name), None)
+
+    async def get_crd(self, name: str) -> dict[str, Any] | None:
+        self.calls.append(("get_crd", name))
+        return self.crds.get(name)
+
+    async def get_gateway(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.gateways.get((namespace, name))
+
+    async def get_gateway_class(self, name: str) -> dict[str, Any] | None:
+        return self.gateway_classes.get(name)
 
     async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         self.statuses.append(dict(status))
@@ -105,16 +125,30 @@ class FakeSource:
 
 @dataclass
 class FakeDrainer:
-    """`DrainControl`: records (method, url, token); URLs in `refuse` answer with an error."""
+    """`DrainControl`: records (method, url, token) and each POST's mode; URLs in `refuse` answer with an
+    error, URLs in `modes` support only those drain modes (a 409 for any other)."""
 
     calls: list[tuple[str, str, str | None]] = field(default_factory=list)
+    posted_modes: list[str] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)
+    modes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
-    async def set_draining(self, url: str, *, draining: bool, token: str | None, request_timeout: float) -> None:
+    async def set_draining(
+        self, url: str, *, draining: bool, mode: str, token: str | None, request_timeout: float
+    ) -> None:
         method = "POST" if draining else "DELETE"
         self.calls.append((method, url, token))
+        if draining:
+            self.posted_modes.append(mode)
         if url in self.refuse:
             raise DrainError(f"{method} {url}: HTTP 503")
+        supported = self.modes.get(url)
+        if draining and supported is not None and mode not in supported:
+            raise DrainModeUnsupported(
+                f"the agent refused drain mode {mode} (it supports {', '.join(supported)}): the push source "
+                "does not see requests",
+                supported,
+            )
 
 
 @dataclass
@@ -141,7 +175,7 @@ class World:
         return [reason for _, reason, _ in self.events]
 
 
-def scaling(**spec: Any) -> webappscaling.WebAppScaling | webappscaling.InvalidWebAppScaling:
+def scaling(generation: int = 1, **spec: Any) -> webappscaling.WebAppScaling | webappscaling.InvalidWebAppScaling:
     body: dict[str, Any] = {
         "goldenImage": {"name": "golden"},
         "vmTemplate": {"spec": {"domain": {}}},
@@ -151,7 +185,7 @@ def scaling(**spec: Any) -> webappscaling.WebAppScaling | webappscaling.InvalidW
         "warmPool": {"size": 0},
     }
     body.update(spec)
-    meta = {"name": NAME, "namespace": NAMESPACE, "uid": "uid-1", "generation": 1}
+    meta = {"name": NAME, "namespace": NAMESPACE, "uid": "uid-1", "generation": generation}
     return webappscaling.parse({"metadata": meta, "spec": body})
 
 
@@ -208,3 +242,17 @@ def ready_fleet(*vms: tuple[str, str, dict[str, str] | None]) -> fleet.Fleet:
 
 
 DRAINING = {"webappscaler.io/draining-since": "2026-11-27T07:59:00Z"}
+
+
+def httproute_crd(channel: str) -> dict[str, Any]:
+    """The HTTPRoute CRD as the API returns it, cut to what the operator reads: the experimental
+    channel's v1 schema has rules[].sessionPersistence, the standard one's has not."""
+    rule = {"backendRefs": {}, "matches": {}, "retry": {}}
+    if channel == "experimental":
+        rule["sessionPersistence"] = {}
+    schema = {"properties": {"spec": {"properties": {"rules": {"items": {"properties": rule}}}}}}
+    annotations = {"gateway.networking.k8s.io/channel": channel, "gateway.networking.k8s.io/bundle-version": "v1.7.0"}
+    return {
+        "metadata": {"name": "httproutes.gateway.networking.k8s.io", "annotations": annotations},
+        "spec": {"versions": [{"name": "v1", "served": True, "schema": {"openAPIV3Schema": schema}}]},
+    }

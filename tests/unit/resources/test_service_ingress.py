@@ -1,4 +1,5 @@
-"""build_service and build_ingress: selectors, affinity, host, class, TLS and sticky cookies."""
+"""build_service and build_ingress: selectors, affinity, host, class, TLS, and each ingress controller's
+sticky-cookie and retry annotations (on the Ingress, or on the Service where the controller reads them)."""
 
 from __future__ import annotations
 
@@ -77,7 +78,6 @@ def test_ingress_routes_host_path_tls_to_the_service() -> None:
                 "nginx.ingress.kubernetes.io/session-cookie-name": "WAS_STICKY",
                 "haproxy-ingress.github.io/affinity": "cookie",
                 "haproxy-ingress.github.io/session-cookie-name": "WAS_STICKY",
-                "haproxy.org/cookie-persistence": "WAS_STICKY",
             },
             ["nginx.ingress.kubernetes.io/session-cookie-max-age"],
         ),
@@ -90,7 +90,7 @@ def test_ingress_routes_host_path_tls_to_the_service() -> None:
             },
             [],
         ),
-        ({"enabled": False}, {}, ["nginx.ingress.kubernetes.io/affinity", "haproxy.org/cookie-persistence"]),
+        ({"enabled": False}, {}, ["nginx.ingress.kubernetes.io/affinity", "haproxy-ingress.github.io/affinity"]),
     ],
     ids=["defaults", "named-with-max-age", "disabled"],
 )
@@ -113,3 +113,67 @@ def test_user_annotations_win() -> None:
     )
     assert ingress is not None
     assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/affinity-mode"] == "balanced"
+
+
+NGINX, HAPROXY_INGRESS = "nginx.ingress.kubernetes.io/", "haproxy-ingress.github.io/"
+TRAEFIK, HAPROXY_ORG = "traefik.ingress.kubernetes.io/", "haproxy.org/"
+
+
+def prefixes(annotations: dict[str, str]) -> set[str]:
+    return {key.split("/")[0] + "/" for key in annotations}
+
+
+@pytest.mark.parametrize(
+    ("controller", "on_ingress", "on_service"),
+    [
+        ("Any", {NGINX, HAPROXY_INGRESS}, {TRAEFIK, HAPROXY_ORG}),
+        ("IngressNginx", {NGINX}, set()),
+        ("HAProxyIngress", {HAPROXY_INGRESS}, set()),
+        ("Traefik", set(), {TRAEFIK}),
+        ("HAProxy", set(), {HAPROXY_ORG}),
+    ],
+)
+def test_each_controller_gets_only_its_own_annotations(
+    controller: str, on_ingress: set[str], on_service: set[str]
+) -> None:
+    was = owner(ingress={"enabled": True, "controller": controller})
+    ingress = build_ingress(was)
+    assert ingress is not None
+    assert prefixes(ingress["metadata"]["annotations"]) == on_ingress
+    assert prefixes(build_service(was)["metadata"].get("annotations", {})) == on_service
+
+
+def test_traefik_and_haproxy_read_their_cookie_from_the_service() -> None:
+    service = build_service(owner(ingress={"enabled": True, "stickyCookie": {"name": "SHOP", "maxAgeSeconds": 600}}))
+    assert service["metadata"]["annotations"] == {
+        f"{TRAEFIK}service.sticky.cookie": "true",
+        f"{TRAEFIK}service.sticky.cookie.name": "SHOP",
+        f"{TRAEFIK}service.sticky.cookie.maxage": "600",
+        f"{HAPROXY_ORG}cookie-persistence": "SHOP",
+    }
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [{}, {"ingress": {"enabled": False}}, {"ingress": {"enabled": True, "stickyCookie": {"enabled": False}}}],
+    ids=["no-ingress", "disabled", "no-cookie"],
+)
+def test_no_service_annotations_without_an_ingress_cookie(spec: dict[str, Any]) -> None:
+    assert "annotations" not in build_service(owner(**spec))["metadata"]
+
+
+@pytest.mark.parametrize(
+    ("drain", "retried"),
+    [({}, True), ({"mode": "Readiness"}, False), ({"enabled": False}, False)],
+    ids=["refuse-new-sessions", "readiness", "no-drain"],
+)
+def test_ingress_nginx_retries_a_draining_vms_503_when_drains_refuse_new_sessions(
+    drain: dict[str, Any], retried: bool
+) -> None:
+    ingress = build_ingress(owner(ingress={"enabled": True, "controller": "IngressNginx"}, scaleIn={"drain": drain}))
+    assert ingress is not None
+    annotations = ingress["metadata"]["annotations"]
+    expected = {f"{NGINX}proxy-next-upstream": "error timeout http_503", f"{NGINX}proxy-next-upstream-tries": "3"}
+    assert (expected.items() <= annotations.items()) is retried
+    if not retried:
+        assert f"{NGINX}proxy-next-upstream" not in annotations

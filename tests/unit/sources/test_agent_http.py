@@ -12,7 +12,7 @@ from aiohttp import web
 
 from webapp_scaler.sources.agent_http import AgentHTTPSource
 from webapp_scaler.sources.base import Target
-from webapp_scaler.sources.drain_client import AgentDrainClient, DrainError
+from webapp_scaler.sources.drain_client import AgentDrainClient, DrainError, DrainModeUnsupported
 from webapp_scaler.sources.prometheus_text import MetricError, session_count
 
 METRIC = "webapp_active_sessions"
@@ -165,12 +165,14 @@ async def test_drain_client_speaks_the_agents_contract() -> None:
         url = f"{base}/drain"
         async with aiohttp.ClientSession() as session:
             client = AgentDrainClient(session)
-            await client.set_draining(url, draining=True, token="s3cret", request_timeout=2)
-            await client.set_draining(url, draining=False, token="s3cret", request_timeout=2)
+            await client.set_draining(url, draining=True, mode="Readiness", token="s3cret", request_timeout=2)
+            await client.set_draining(url, draining=False, mode="Readiness", token="s3cret", request_timeout=2)
             with pytest.raises(DrainError, match="HTTP 401"):
-                await client.set_draining(url, draining=True, token="wrong", request_timeout=2)
+                await client.set_draining(url, draining=True, mode="Readiness", token="wrong", request_timeout=2)
             with pytest.raises(DrainError, match="ClientConnectorError"):
-                await client.set_draining("http://127.0.0.1:9/drain", draining=True, token=None, request_timeout=2)
+                await client.set_draining(
+                    "http://127.0.0.1:9/drain", draining=True, mode="Readiness", token=None, request_timeout=2
+                )
     assert [m for m, _ in calls] == ["POST", "DELETE", "POST"]
 
 
@@ -195,6 +197,56 @@ async def test_drain_requests_never_follow_a_redirect(method: str) -> None:
         async with aiohttp.ClientSession() as session:
             with pytest.raises(DrainError, match="HTTP 307"):
                 await AgentDrainClient(session).set_draining(
-                    url, draining=method == "POST", token="s3cret", request_timeout=2
+                    url, draining=method == "POST", mode="RefuseNewSessions", token="s3cret", request_timeout=2
                 )
     assert elsewhere == []
+
+
+async def test_the_drain_mode_goes_in_the_body_and_a_409_is_an_unsupported_mode() -> None:
+    """The agent's contract: POST {"mode": ...}; the answer names the mode it drains in; a source that
+    cannot do the mode answers 409 with the modes it can. DELETE carries no body."""
+    bodies: list[tuple[str, bytes]] = []
+
+    async def drain(request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        bodies.append((request.method, raw))
+        if request.method == "DELETE":
+            return web.json_response({"draining": False, "mode": None, "modes": ["Readiness"]})
+        mode = (await request.json())["mode"]
+        if mode != "Readiness":
+            error = "the push source does not see requests, so it cannot refuse only new sessions"
+            return web.json_response({"error": error, "mode": None, "modes": ["Readiness"]}, status=409)
+        return web.json_response({"draining": True, "mode": mode, "modes": ["Readiness"]})
+
+    async def liar(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"draining": True, "mode": "Readiness", "modes": ["Readiness", "RefuseNewSessions"]})
+
+    async def old(request: web.Request) -> web.StreamResponse:  # an agent older than drain modes
+        return web.json_response({"draining": True, "active_sessions": 3})
+
+    app = web.Application()
+    app.router.add_route("*", "/drain", drain)
+    app.router.add_route("*", "/liar", liar)
+    app.router.add_route("*", "/old", old)
+    async with serving(app) as base, aiohttp.ClientSession() as session:
+        client = AgentDrainClient(session)
+        await client.set_draining(f"{base}/drain", draining=True, mode="Readiness", token="t", request_timeout=2)
+        with pytest.raises(DrainModeUnsupported, match="refused drain mode RefuseNewSessions") as refused:
+            await client.set_draining(
+                f"{base}/drain", draining=True, mode="RefuseNewSessions", token="t", request_timeout=2
+            )
+        assert refused.value.modes == ("Readiness",)
+        assert "(it supports Readiness): the push source does not see requests" in str(refused.value)
+        await client.set_draining(
+            f"{base}/drain", draining=False, mode="RefuseNewSessions", token="t", request_timeout=2
+        )
+        with pytest.raises(DrainError, match="the agent answered mode 'Readiness'"):
+            await client.set_draining(
+                f"{base}/liar", draining=True, mode="RefuseNewSessions", token="t", request_timeout=2
+            )
+        await client.set_draining(f"{base}/old", draining=True, mode="Readiness", token="t", request_timeout=2)
+    assert bodies == [
+        ("POST", b'{"mode": "Readiness"}'),
+        ("POST", b'{"mode": "RefuseNewSessions"}'),
+        ("DELETE", b""),
+    ]
