@@ -4,6 +4,10 @@
 #   etcd                                                (go.etcd.io/etcd/server/v3)
 #   helm                                                (helm.sh/helm/v3/cmd/helm)
 # Idempotent: a binary that already exists for the pinned version is not rebuilt.
+# Before building a tool it looks for one the user already has, and copies it into the cache when its
+# version fits (Kubernetes and etcd: the pinned minor release; helm: the pinned major):
+#   $WEBAPP_SCALER_BINARIES  a directory the user names (any of the five tools)
+#   $KUBEBUILDER_ASSETS      controller-runtime's envtest assets (etcd, kube-apiserver, kubectl)
 # Prints the directory holding the binaries on its last line.
 set -euo pipefail
 
@@ -21,7 +25,51 @@ step() { printf '\033[1m[control-plane]\033[0m %s\n' "$*" >&2; }
 have() { [[ -x "$bin/$1" ]]; }
 elapsed() { local s=$SECONDS; "$@"; step "  done in $((SECONDS - s)) s"; }
 
+# the version a binary reports, as vMAJOR.MINOR.PATCH (empty when it reports none)
+version_of() {
+  local out
+  case "$1" in
+    kubectl) out=$("$2" version --client 2>/dev/null) ;;
+    helm) out=$("$2" version --short 2>/dev/null) ;;
+    *) out=$("$2" --version 2>/dev/null) ;;
+  esac
+  printf '%s' "$out" | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1 | sed 's/^/v/'
+}
+
+# the part of the pinned version a borrowed binary must match
+wanted_prefix() {
+  case "$1" in
+    etcd) echo "${ETCD_VERSION%.*}." ;;
+    helm) echo "${HELM_VERSION%%.*}." ;;
+    *) echo "${KUBERNETES_VERSION%.*}." ;;
+  esac
+}
+
+borrow() {
+  local tool=$1 dir found want
+  want=$(wanted_prefix "$tool")
+  for dir in ${WEBAPP_SCALER_BINARIES:-} ${KUBEBUILDER_ASSETS:-}; do
+    [[ -x "$dir/$tool" ]] || continue
+    found=$(version_of "$tool" "$dir/$tool")
+    if [[ -n "$found" && "$found" == "$want"* ]]; then
+      cp "$dir/$tool" "$bin/$tool.tmp" && mv "$bin/$tool.tmp" "$bin/$tool"
+      echo "$tool $found from $dir/$tool" >>"$bin/BORROWED"
+      step "$tool: using $dir/$tool ($found; ${want}x wanted), no build"
+      return 0
+    fi
+    step "$tool: $dir/$tool is ${found:-of unknown version}, ${want}x wanted: not used"
+  done
+  return 1
+}
+
+for tool in etcd kube-apiserver kube-controller-manager kubectl helm; do
+  have "$tool" || borrow "$tool" || true
+done
+
 build_kubernetes() {
+  if have kube-apiserver && have kube-controller-manager && have kubectl; then
+    step "kube-apiserver, kube-controller-manager, kubectl $KUBERNETES_VERSION: cached"; return
+  fi
   local dir="$src/kubernetes-$KUBERNETES_VERSION" staging_version="v0.${KUBERNETES_VERSION#v1.}"
   mkdir -p "$dir"
   if [[ ! -f "$dir/go.sum" ]]; then

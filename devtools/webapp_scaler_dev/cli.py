@@ -1,4 +1,4 @@
-"""The `webapp-scaler-dev` command: the local control plane, the trace simulator and the demo.
+"""The `webapp-scaler-dev` command: the local control plane, the trace simulator, the demo, the drain matrix, chaos.
 
 Subcommand modules are imported lazily so that `simulate` does not pay for the Kubernetes client and
 `dev-cluster` does not pay for matplotlib.
@@ -22,6 +22,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "replay a traffic trace through the scaler and the baselines",
     ),
     "demo": ("webapp_scaler_dev.demo.cli", "run the local demo stack"),
+    "drain-matrix": (
+        "webapp_scaler_dev.drainmatrix.cli",
+        "every load balancer x drain mode across a real scale-in: sessions lost, errors",
+    ),
+    "chaos": (
+        "webapp_scaler_dev.chaos.cli",
+        "SIGKILL the operator at seeded moments, or stop the control plane, under load: invariants checked",
+    ),
 }
 
 

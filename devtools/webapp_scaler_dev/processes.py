@@ -8,10 +8,13 @@ killed test run or demo leaves nothing behind in the same way everywhere. Linux 
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import socket
 import subprocess
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
@@ -53,3 +56,26 @@ def stop(process: subprocess.Popen[Any], grace: float) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def operator_process(
+    kubeconfig: Path, log: Path, namespaces: Sequence[str] = (), *, metrics_port: int = 0
+) -> subprocess.Popen[bytes]:
+    """`webapp-scaler operator --standalone` for a dev cluster (every namespace when none is given), its
+    output appended to `log`, ended by the kernel if its parent dies; its /metrics on 127.0.0.1:`metrics_port`
+    (0: none)."""
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "webapp_scaler.cli", "operator", "--standalone"]
+    argv += [a for ns in namespaces for a in ("-n", ns)] or ["--all-namespaces"]
+    argv += ["--metrics-port", str(metrics_port), "--metrics-address", "127.0.0.1"]
+    argv += ["--liveness", "off", "--log-format", "plain"]
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
+        )

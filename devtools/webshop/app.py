@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
@@ -184,13 +184,26 @@ def _cart_body(session: Session) -> dict[str, object]:
     return {"items": dict(session.cart), "total": round(total, 2), "user": session.user}
 
 
+def served_by(name: str) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """An `on_response_prepare` hook naming this server in `X-Served-By`, so tests can tell which VM answered
+    whatever load balancer is in front (the demo's HAProxy sets the same header itself)."""
+
+    async def hook(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers.setdefault("X-Served-By", name)
+
+    return hook
+
+
 def build_app(
     *,
     session_timeout: float = 1800.0,
     cookie_name: str = "JSESSIONID",
     clock: Callable[[], float] = time.monotonic,
+    server_name: str | None = None,
 ) -> web.Application:
     app = web.Application()
+    if server_name:
+        app.on_response_prepare.append(served_by(server_name))
     app[STORE] = SessionStore(timeout=session_timeout, clock=clock)
     app[COOKIE] = cookie_name
     app.add_routes(

@@ -8,15 +8,19 @@ through the load balancer, remove it, and lose no session on the way."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from webapp_scaler_dev import monitoring
 from webapp_scaler_dev.demo.load import LoadProfile
+from webapp_scaler_dev.demo.prometheus import Prometheus
 from webapp_scaler_dev.demo.session import DemoResult, drive
-from webapp_scaler_dev.demo.stack import DemoStack, StackSettings, quiet_step
+from webapp_scaler_dev.demo.stack import NAME, QUICK_STACK, DemoStack, quiet_step
 
 pytestmark = [
     pytest.mark.e2e,
@@ -24,22 +28,10 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed (make system-packages)"),
 ]
 
-# Small numbers so a scale-out and a complete scale-in fit in about two minutes.
-QUICK = StackSettings(
-    namespace="demo-e2e",
-    target_per_vm=5,
-    max_vms=4,
-    scrape_s=1,
-    window_s=10,
-    drain_timeout_s=60,
-    idle_timeout_s=8,
-    scale_down_stabilization_s=5,
-    scale_down_period_s=5,
-    clone_s=1.0,
-    boot_s=1.0,
-    warm_pool=1,
-    network="netns",
-)
+QUICK = dataclasses.replace(QUICK_STACK, namespace="demo-e2e")
+# Visits of 8-14 actions (4-17 s): a scale-in comes 15-20 s into the fall (10 s average, 5 s
+# stabilization), and the VM it drains must still hold users who are active, not only sessions left to
+# expire, even when a loaded host delays the rounds by seconds.
 PROFILE = LoadProfile(
     duration_s=60,
     base_users=5,
@@ -47,16 +39,22 @@ PROFILE = LoadProfile(
     ramp_up=0.3,
     hold_peak=0.2,
     ramp_down=0.3,
-    actions=(4, 7),
+    actions=(8, 14),
     think_s=(0.4, 1.2),
 )
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
+    """Up for the whole module: the Prometheus tests query the demo's Prometheus after the run."""
     workdir: Path = tmp_path_factory.mktemp("demo")
     with DemoStack(QUICK, quiet_step, workdir=workdir, keep_workdir=True) as stack:
-        return asyncio.run(drive(stack, PROFILE, settle_s=60))
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def result(stack: DemoStack) -> DemoResult:
+    return asyncio.run(drive(stack, PROFILE, settle_s=60))
 
 
 def test_scales_out_to_several_ready_vms(result: DemoResult) -> None:
@@ -85,3 +83,104 @@ def test_no_session_lost(result: DemoResult) -> None:
     assert stats.users_started > 0 and stats.checkouts > 0
     assert stats.sessions_lost == 0, stats.losses
     assert stats.users_turned_away == 0
+
+
+def test_no_log_of_the_run_shows_a_session_id(result: DemoResult, stack: DemoStack) -> None:
+    """The operator's, the emulator's, every guest's (the agent and the shop) and the load balancer's logs
+    of the whole run: none holds a session id a user was given (a session id is a password)."""
+    ids = {i.encode() for i in result.stats.session_ids}
+    assert len(ids) >= result.stats.checkouts > 0
+    assert stack.workdir is not None
+    logs = [
+        path
+        for path in stack.workdir.rglob("*")
+        if path.is_file() and (path.suffix in (".log", ".cfg", ".conf", ".txt") or "log" in path.name)
+    ]
+    assert any(path.name == "operator.log" for path in logs) and len(logs) > 3, logs
+    leaked = []
+    for path in logs:
+        data = path.read_bytes()
+        leaked.extend(f"{path}: {i.decode()[:6]}…" for i in ids if i in data)
+    assert not leaked, leaked
+
+
+def test_the_run_ends_with_a_picture_in_the_workdir(result: DemoResult, stack: DemoStack) -> None:
+    picture = result.picture
+    assert picture is not None and picture.parent == stack.workdir
+    data = picture.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n"), data[:8]
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert width >= 600 and height >= 400, (width, height)
+    assert 20_000 < len(data) < 2_000_000, len(data)  # two drawn panels; neither blank nor a raw bitmap
+    assert len(result.history.timeline) >= PROFILE.duration_s / 2  # a point a poll: the picture covers the run
+
+
+def live_prometheus(stack: DemoStack, result: DemoResult) -> Prometheus:
+    """The demo's own Prometheus, still up (the stack outlives the run), after the run scraped it all."""
+    assert result.duration_s > 0
+    prometheus = stack.prometheus
+    assert prometheus is not None, f"the demo ran without Prometheus: {stack.notes} (make system-packages)"
+    return prometheus
+
+
+def test_prometheus_scrapes_the_operator_and_every_agent(stack: DemoStack, result: DemoResult) -> None:
+    prometheus = live_prometheus(stack, result)
+    targets = prometheus.api("targets", state="active")["activeTargets"]
+    jobs = {t["labels"]["job"] for t in targets}
+    assert jobs == {"webapp-scaler-operator", "session-agent"}, targets
+    down = [(t["scrapeUrl"], t["lastError"]) for t in targets if t["health"] != "up"]
+    assert not down, down
+    seen_vms = {s["metric"]["vm"] for s in prometheus.query("count by (vm) (present_over_time(webapp_draining[10m]))")}
+    assert len(seen_vms) >= result.history.peak_ready, (seen_vms, result.history.peak_ready)
+    assert set(result.history.drained_and_deleted) <= seen_vms, "a drained VM's agent was never scraped"
+
+
+def test_every_dashboard_panel_query_returns_data(stack: DemoStack, result: DemoResult) -> None:
+    """Each query as Grafana sends it for the demo's WebAppScaling: a panel that refers to a metric we do
+    not export, or with a label the exporter does not set, comes back empty."""
+    prometheus = live_prometheus(stack, result)
+    empty = []
+    for query in monitoring.panel_queries():
+        expr = monitoring.substitute(query.expr, namespace=QUICK.namespace, name=NAME)
+        if not prometheus.query(expr):
+            empty.append((query.where, expr))
+    assert empty == []
+    for variable, label in (("namespace", "namespace"), ("name", "name")):
+        values = prometheus.api(f"label/{label}/values", **{"match[]": "webapp_scaler_desired_replicas"})
+        assert {"namespace": QUICK.namespace, "name": NAME}[variable] in values, values
+
+
+def test_every_alert_expression_evaluates_and_reads_only_exported_metrics(stack: DemoStack, result: DemoResult) -> None:
+    """An alert of a healthy run is false, and a false PromQL condition is an empty vector, so a typo in a
+    metric name would look just like "not firing". Each expression is therefore run (Prometheus accepts it)
+    and each metric it selects is looked up over the run with present_over_time for the demo's
+    WebAppScaling: every one must have samples. Prometheus has loaded monitoring/alerts.yaml as rule files,
+    and evaluates them without error."""
+    prometheus = live_prometheus(stack, result)
+    missing = []
+    for query in monitoring.alert_queries():
+        prometheus.query(query.expr)  # raises with Prometheus's error for an expression it refuses
+        for metric in sorted(monitoring.metric_names(query.expr)):
+            selector = f'{metric}{{namespace="{QUICK.namespace}", name="{NAME}"}}'
+            if not prometheus.query(f"present_over_time({selector}[10m])"):
+                missing.append((query.where, metric))
+    assert missing == []
+    groups = prometheus.api("rules", type="alert")["groups"]
+    loaded = {rule["name"]: rule for group in groups for rule in group["rules"]}
+    assert loaded.keys() == {rule["alert"] for rule in monitoring.alert_rules()}
+    unhealthy = {name: rule.get("lastError") for name, rule in loaded.items() if rule["health"] != "ok"}
+    assert unhealthy == {}
+    firing = {name for name, rule in loaded.items() if rule["state"] == "firing"}
+    assert "WebAppScalerGoldenImageNotReady" not in firing and "WebAppScalerDrainTimedOut" not in firing
+
+
+def test_the_pinned_at_max_alert_went_pending_at_the_peak(stack: DemoStack, result: DemoResult) -> None:
+    """The profile's peak needs more VMs than spec.replicas.max allows, so for a while the fleet is pinned
+    at max while over target: the one alert a healthy run makes true. Its ALERTS series proves the rule
+    matched the live series (its `for:` is longer than the run, so it is pending, not firing)."""
+    assert PROFILE.peak_users > QUICK.max_vms * QUICK.target_per_vm
+    prometheus = live_prometheus(stack, result)
+    window = f"{int(result.duration_s) + 60}s"
+    pending = f'present_over_time(ALERTS{{alertname="WebAppScalerAtMaxReplicas", alertstate="pending"}}[{window}])'
+    [series] = prometheus.query(pending)
+    assert (series["metric"]["namespace"], series["metric"]["name"]) == (QUICK.namespace, NAME)

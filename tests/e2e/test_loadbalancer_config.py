@@ -1,7 +1,9 @@
-"""The demo load balancer's configuration, rendered from endpoints: pure, plus HAProxy's own check."""
+"""The load balancers' configurations, rendered from endpoints: pure, plus HAProxy's and nginx's own checks;
+Traefik's static configuration and the cluster objects it reads."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -10,14 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from webapp_scaler_dev.demo.loadbalancer import (
-    Backend,
-    LoadBalancerSettings,
-    backends_from_slices,
-    backends_from_vmis,
-    render_config,
-    vm_name_of_pod,
-)
+from webapp_scaler_dev.loadbalancers import nginx, traefik
+from webapp_scaler_dev.loadbalancers.endpoints import Backend, backends_from_slices, backends_from_vmis, vm_name_of_pod
+from webapp_scaler_dev.loadbalancers.haproxy import LoadBalancerSettings, render_config
 
 SETTINGS = LoadBalancerSettings(listen_port=18080, admin_socket=Path("/run/demo/admin.sock"))
 
@@ -140,3 +137,63 @@ def test_backends_from_vmis() -> None:
         Backend("a", "127.77.0.1", 8080, True),
         Backend("b", "127.77.0.2", 8080, False),
     ]
+
+
+# ---- nginx: ready endpoints only, cookie hash, next upstream on 503 ------------------------------------
+
+
+def test_nginx_keeps_only_ready_endpoints(tmp_path: Path) -> None:
+    backends = [Backend("shop-b", "10.213.0.3", 8080, False), Backend("shop-a", "10.213.0.2", 8080, True)]
+    text = nginx.render_config(nginx.NginxSettings(listen_port=18081), tmp_path, backends)
+    servers = [line.strip() for line in text.splitlines() if line.strip().startswith("server 10.")]
+    assert servers == ["server 10.213.0.2:8080 max_fails=0;"]
+
+
+def test_nginx_sticky_hash_and_retry_on_503(tmp_path: Path) -> None:
+    text = nginx.render_config(nginx.NginxSettings(listen_port=18081), tmp_path, [Backend("a", "10.0.0.1", 1, True)])
+    assert "hash $sticky_key consistent;" in text
+    assert 'map $cookie_WAS_STICKY $sticky_key { "" $request_id; default $cookie_WAS_STICKY; }' in text
+    assert "add_header Set-Cookie $sticky_set always;" in text
+    assert "proxy_next_upstream error timeout http_503 non_idempotent;" in text
+    assert "listen 127.0.0.1:18081;" in text
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed (make system-packages)")
+def test_nginx_accepts_the_rendered_config(tmp_path: Path) -> None:
+    settings = nginx.NginxSettings(listen_port=18081)
+    for candidate in ([], [Backend("a", "10.213.0.2", 8080, True), Backend("b", "10.213.0.3", 8080, False)]):
+        server = nginx.Nginx(settings, tmp_path)
+        server._write_checked(server.render(candidate))  # raises with nginx's message
+        assert "upstream vms" in server.config_path.read_text()
+
+
+# ---- Traefik: providers pointed at the apiserver, the classes it answers to ------------------------------
+
+
+def test_traefik_static_config_points_both_providers_at_the_apiserver() -> None:
+    settings = traefik.TraefikSettings(
+        listen_port=18082,
+        ping_port=18083,
+        apiserver="https://127.0.0.1:6443",
+        token="t0ken",
+        ca_file=Path("/ca.crt"),
+        namespaces=("ns-a",),
+    )
+    config = traefik.static_config(settings)
+    assert config["entryPoints"]["web"] == {"address": "127.0.0.1:18082"}
+    assert config["ping"] == {"entryPoint": "ping"}
+    for provider in ("kubernetesIngress", "kubernetesGateway"):
+        assert config["providers"][provider]["endpoint"] == "https://127.0.0.1:6443"
+        assert config["providers"][provider]["token"] == "t0ken"
+        assert config["providers"][provider]["certAuthFilePath"] == "/ca.crt"
+        assert config["providers"][provider]["namespaces"] == ["ns-a"]
+    only_ingress = traefik.static_config(dataclasses.replace(settings, gateway=False))
+    assert list(only_ingress["providers"]) == ["kubernetesIngress"]
+
+
+def test_traefik_gateway_listener_uses_the_entry_point_port() -> None:
+    gw = traefik.gateway("web", "ns-a", 18082)
+    assert gw["spec"]["gatewayClassName"] == traefik.gateway_class()["metadata"]["name"]
+    assert gw["spec"]["listeners"][0]["port"] == 18082
+    assert traefik.gateway_class()["spec"]["controllerName"] == "traefik.io/gateway-controller"
+    assert traefik.ingress_class()["spec"]["controller"] == "traefik.io/ingress-controller"

@@ -1,4 +1,4 @@
-"""`webapp-scaler-dev demo [--minutes N] [--keep]`: bring up the local stack, send shoppers through HAProxy,
+"""`webapp-scaler-dev demo [--minutes N] [--keep]`: bring up the local stack, send shoppers through the load balancer,
 show the operator scale out and drain back in live, print a summary, tear everything down."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import shutil
 import signal
 import sys
 import time
@@ -29,9 +30,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--network", choices=("auto", "netns", "loopback"), default="auto", help="auto: netns when root"
     )
-    parser.add_argument("--lb-port", type=int, default=0, help="HAProxy's port on 127.0.0.1 (default: a free one)")
+    parser.add_argument(
+        "--load-balancer",
+        choices=("haproxy", "nginx", "traefik"),
+        default="haproxy",
+        help="in front of the VMs (default haproxy; docs/load-balancers.md measures each)",
+    )
+    parser.add_argument(
+        "--drain-mode",
+        choices=("Readiness", "RefuseNewSessions"),
+        help="spec.scaleIn.drain.mode (default: the operator's)",
+    )
+    parser.add_argument("--lb-port", type=int, default=0, help="the load balancer's port on 127.0.0.1 (default: free)")
     parser.add_argument("--workdir", type=Path, help="logs and state (default: a temporary directory)")
     parser.add_argument("--settle-seconds", type=float, default=150.0, help="most time for the last scale-in")
+    parser.add_argument(
+        "--picture", type=Path, help="also copy the run's picture (demo.png in the workdir) here, e.g. docs/demo.png"
+    )
 
 
 def profile_for(minutes: float, target: int) -> LoadProfile:
@@ -46,7 +61,12 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.reconfigure(line_buffering=True)
         console = Console(soft_wrap=True)
     settings = StackSettings(
-        target_per_vm=args.target, max_vms=args.max_vms, network=args.network, lb_port=args.lb_port
+        target_per_vm=args.target,
+        max_vms=args.max_vms,
+        network=args.network,
+        lb_port=args.lb_port,
+        load_balancer=args.load_balancer,
+        drain_mode=args.drain_mode,
     )
     profile = profile_for(args.minutes, args.target)
     _sigterm_as_interrupt()
@@ -64,9 +84,15 @@ def run(args: argparse.Namespace) -> int:
             for note in stack.notes:
                 console.print(f"[yellow]note:[/yellow] {note}")
             console.print(
-                f"shoppers go through HAProxy at {stack.lb_url}; operator log, emulator log and HAProxy config "
-                f"in {stack.workdir} (removed at the end unless the run fails)"
+                f"shoppers go through {settings.load_balancer} at {stack.lb_url}; operator, emulator and load "
+                f"balancer logs in {stack.workdir} (removed at the end unless the run fails)"
             )
+            if stack.prometheus is not None:
+                console.print(
+                    f"Prometheus at {stack.prometheus.url} scrapes the operator and every VM's agent, with "
+                    "monitoring/alerts.yaml loaded (try /alerts, or a query of monitoring/dashboard.json)",
+                    highlight=False,
+                )
             try:
                 result = asyncio.run(_watch(console, stack, profile, args.settle_seconds))
             except Exception:
@@ -74,6 +100,14 @@ def run(args: argparse.Namespace) -> int:
                 console.print(f"[red]the demo failed[/red]; logs kept in {stack.workdir}")
                 raise
             console.print(summary(result.history, result.stats, duration=result.duration_s, reloads=result.reloads))
+            if result.picture is not None:
+                kept = args.picture or result.picture
+                if args.picture:
+                    args.picture.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(result.picture, args.picture)
+                gone = not args.picture and not stack.keep_workdir
+                later = " (removed with the workdir: --picture PATH keeps a copy)" if gone else ""
+                console.print(f"picture of the run (sessions, capacity, VMs by phase): {kept}{later}", highlight=False)
             if result.stats.sessions_lost:
                 stack.keep_workdir = True
                 console.print(f"[red]sessions were lost[/red]; logs kept in {stack.workdir}")
@@ -114,6 +148,8 @@ def _keep(console: Console, stack: DemoStack) -> None:
     console.print(f"  export KUBECONFIG={stack.kubeconfig}", highlight=False)
     console.print(f"  kubectl get was,vm,vmi,pods,endpointslices -n {stack.settings.namespace}", highlight=False)
     console.print(f"  curl -c /tmp/jar -X POST -d user=me {stack.lb_url}/login", highlight=False)
+    if stack.prometheus is not None:
+        console.print(f"  open {stack.prometheus.url}/alerts  (Prometheus, monitoring/alerts.yaml)", highlight=False)
     console.print("Ctrl-C stops and removes everything.")
     while True:
         time.sleep(3600)

@@ -79,6 +79,8 @@ class LoadStats:
     users_while_draining: dict[str, set[int]] = field(default_factory=dict)
     losses: list[str] = field(default_factory=list)
     error_kinds: Counter[str] = field(default_factory=Counter)
+    session_ids: set[str] = field(default_factory=set)
+    """Every application session id the users were given (the shop's JSESSIONID cookie): no log may show one."""
 
     def drained_users(self, vm: str) -> int:
         return len(self.users_while_draining.get(vm, ()))
@@ -113,6 +115,9 @@ class LoadGenerator:
         self.started_at: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._connector: aiohttp.TCPConnector | None = None
+        self._last_answer: dict[int, float] = {}
+        """user → when its last request was answered: a loss names the user's idle time before it, so a
+        session that expired (a user stalled past the idle timeout) tells itself apart from one lost."""
 
     def elapsed(self) -> float:
         return 0.0 if self.started_at is None else self.clock() - self.started_at
@@ -170,19 +175,21 @@ class LoadGenerator:
                 cookie_jar=aiohttp.CookieJar(unsafe=True),  # the balancer is an IP address
                 timeout=timeout,
             ) as http:
-                await self._login(http, name)
+                await self._login(http, number, name)
                 await self._shop(http, number, name)
         except TurnedAway:
             self.stats.users_turned_away += 1
         except SessionLost as lost:
             self.stats.sessions_lost += 1
             if len(self.stats.losses) < 20:
-                self.stats.losses.append(f"{name}: {lost}")
+                idle = self.clock() - self._last_answer.get(number, float("nan"))
+                self.stats.losses.append(f"{name}: {lost} ({idle:.1f} s after its previous answer)")
         finally:
+            self._last_answer.pop(number, None)
             self.stats.active_users -= 1
             self.stats.users_done += 1
 
-    async def _login(self, http: aiohttp.ClientSession, name: str) -> None:
+    async def _login(self, http: aiohttp.ClientSession, number: int, name: str) -> None:
         for attempt in range(self.profile.login_attempts):
             if attempt:
                 self.stats.login_retries += 1
@@ -192,6 +199,8 @@ class LoadGenerator:
             except (aiohttp.ClientError, TimeoutError):
                 continue
             if status == 200 and body.get("user") == name:
+                self._last_answer[number] = self.clock()
+                self.stats.session_ids.update(c.value for c in http.cookie_jar if c.key == SESSION_COOKIE)
                 return
         raise TurnedAway(name)
 
@@ -238,6 +247,7 @@ class LoadGenerator:
             raise SessionLost(f"{method} {path} answered {status} (server {server})")
         if path not in ("/checkout", "/logout") and body.get("user") != name:
             raise SessionLost(f"{method} {path} answered as not logged in (server {server})")
+        self._last_answer[number] = self.clock()
         if server:
             self.stats.served_by[server] += 1
             if server in self.draining():

@@ -92,6 +92,17 @@ def observe(
     )
 
 
+@dataclass(frozen=True)
+class Point:
+    """One snapshot reduced to what the demo's picture draws: sessions, ready VMs and VMs by phase."""
+
+    at: float
+    sessions: int | None
+    desired: int
+    ready: int
+    phases: tuple[tuple[str, int], ...]
+
+
 @dataclass
 class History:
     """Folded snapshots: the figures of the summary and the facts the end-to-end test asserts."""
@@ -103,6 +114,7 @@ class History:
     deleted: dict[str, float] = field(default_factory=dict)
     event_counts: Counter[str] = field(default_factory=Counter)
     event_log: list[tuple[float, str, str]] = field(default_factory=list)
+    timeline: list[Point] = field(default_factory=list)
     _seen_vms: set[str] = field(default_factory=set)
     _seen_events: dict[str, int] = field(default_factory=dict)
 
@@ -113,6 +125,10 @@ class History:
 
     def record(self, snapshot: Snapshot) -> None:
         names = {vm.name for vm in snapshot.vms}
+        phases = Counter(vm.phase for vm in snapshot.vms)
+        self.timeline.append(
+            Point(snapshot.at, snapshot.sessions, snapshot.desired, snapshot.ready, tuple(sorted(phases.items())))
+        )
         self.peak_vms = max(self.peak_vms, sum(1 for vm in snapshot.vms if vm.phase != "Warm"))
         self.peak_ready = max(self.peak_ready, sum(1 for vm in snapshot.vms if vm.phase == "Ready"), snapshot.ready)
         for vm in snapshot.vms:

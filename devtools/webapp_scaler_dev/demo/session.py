@@ -9,9 +9,11 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from webapp_scaler_dev.demo.load import LoadGenerator, LoadProfile, LoadStats
 from webapp_scaler_dev.demo.monitor import History, Monitor, Snapshot
+from webapp_scaler_dev.demo.picture import plot_history
 from webapp_scaler_dev.demo.stack import NAME, DemoStack
 from webapp_scaler_dev.demo.view import Frame
 
@@ -25,6 +27,8 @@ class DemoResult:
     reloads: int
     poll_errors: int = 0
     notes: list[str] = field(default_factory=list)
+    picture: Path | None = None
+    """demo.png in the stack's workdir: sessions, capacity and VMs by phase over the run."""
 
 
 async def drive(
@@ -37,8 +41,8 @@ async def drive(
 ) -> DemoResult:
     """Run the load; then keep the base load for at most `settle_s` until nothing drains and the fleet has
     the size the operator wants (so the last scale-in is part of the run)."""
-    assert stack.api is not None and stack.haproxy is not None
-    haproxy = stack.haproxy
+    assert stack.api is not None and stack.balancer is not None
+    balancer = stack.balancer
     monitor = Monitor(stack.api, stack.settings.namespace, NAME)
     history = History()
     latest = Snapshot(at=time.monotonic())
@@ -54,7 +58,7 @@ async def drive(
             total=profile.duration_s,
             target_per_vm=stack.settings.target_per_vm,
             lb_url=stack.lb_url,
-            reloads=haproxy.reloads,
+            reloads=balancer.reloads,
         )
 
     async def watch() -> None:
@@ -84,12 +88,26 @@ async def drive(
         latest = await asyncio.to_thread(monitor.poll)
         history.record(latest)
     on_frame(frame())
+    picture = None
+    if stack.workdir is not None and history.timeline:
+        title = (
+            f"{stack.settings.namespace}/{NAME}: {profile.base_users}→{profile.peak_users}→{profile.base_users} "
+            f"shoppers, target {stack.settings.target_per_vm} sessions per VM, {stack.settings.load_balancer}"
+        )
+        picture = await asyncio.to_thread(
+            plot_history,
+            history,
+            stack.workdir / "demo.png",
+            target_per_vm=stack.settings.target_per_vm,
+            title=title,
+        )
     return DemoResult(
         history=history,
         stats=load.stats,
         last=latest,
         duration_s=time.monotonic() - started,
-        reloads=haproxy.reloads,
+        reloads=balancer.reloads,
         poll_errors=poll_errors,
         notes=list(stack.notes),
+        picture=picture,
     )

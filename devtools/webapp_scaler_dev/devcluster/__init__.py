@@ -4,7 +4,7 @@ The integration tests, the end-to-end tests and the demo all run against it, so 
 product rather than of the test suite.
 """
 
-from webapp_scaler_dev.devcluster.binaries import Binaries, find_binaries
+from webapp_scaler_dev.devcluster.binaries import Binaries, find_binaries, gateway_api_crds, traefik_binary
 from webapp_scaler_dev.devcluster.cluster import DevCluster, DevClusterError
 
-__all__ = ["Binaries", "DevCluster", "DevClusterError", "find_binaries"]
+__all__ = ["Binaries", "DevCluster", "DevClusterError", "find_binaries", "gateway_api_crds", "traefik_binary"]

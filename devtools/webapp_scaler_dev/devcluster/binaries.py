@@ -15,6 +15,7 @@ from pathlib import Path
 VERSIONS_FILE = Path(__file__).with_name("versions.env")
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-control-plane.sh"
+LOAD_BALANCERS_SCRIPT = REPO_ROOT / "hack" / "build-load-balancers.sh"
 TOOLS = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm")
 
 
@@ -68,3 +69,31 @@ def find_binaries(*, build: bool = False) -> Binaries:
             "run `make control-plane`"
         )
     return binaries
+
+
+def traefik_binary(*, build: bool = False) -> Path:
+    """The pinned Traefik, built by `hack/build-load-balancers.sh` (with `build`, when missing)."""
+    path = cache_dir() / "bin" / f"traefik-{pinned_versions()['TRAEFIK_VERSION']}" / "traefik"
+    if not os.access(path, os.X_OK) and build:
+        _build_load_balancers("traefik")
+    if not os.access(path, os.X_OK):
+        raise FileNotFoundError(f"{path} missing; run `make load-balancers`")
+    return path
+
+
+def gateway_api_crds(channel: str, *, build: bool = False) -> Path:
+    """The directory of the pinned Gateway API CRDs of one release channel (`standard` or `experimental`)."""
+    if channel not in ("standard", "experimental"):
+        raise ValueError(f"unknown Gateway API channel {channel!r}: standard or experimental")
+    path = cache_dir() / f"gateway-api-{pinned_versions()['GATEWAY_API_VERSION']}" / channel
+    if not path.is_dir() and build:
+        _build_load_balancers("gateway-api")
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} missing; run `make load-balancers`")
+    return path
+
+
+def _build_load_balancers(target: str) -> None:
+    if not LOAD_BALANCERS_SCRIPT.exists():
+        raise FileNotFoundError(f"{LOAD_BALANCERS_SCRIPT} not found; run from a checkout of webapp-scaler")
+    subprocess.run(["bash", str(LOAD_BALANCERS_SCRIPT), target], check=True, stdout=subprocess.DEVNULL)

@@ -33,9 +33,12 @@ from webapp_scaler_dev.devcluster.binaries import Binaries
 from webapp_scaler_dev.processes import die_with_parent, free_port, stop
 
 # Controllers that a test bed for an operator needs: ownerReference garbage collection, namespace
-# deletion, default service accounts and their tokens, EndpointSlices for Services, and the type check
-# of ValidatingAdmissionPolicies (it writes their status.typeChecking).
+# deletion, default service accounts and their tokens, EndpointSlices for Services, the type check of
+# ValidatingAdmissionPolicies (it writes their status.typeChecking), and Deployment rollouts (the Helm
+# chart's upgrade; the pods stay unscheduled: there is no scheduler and no kubelet).
 CONTROLLERS = (
+    "deployment-controller",
+    "replicaset-controller",
     "garbage-collector-controller",
     "namespace-controller",
     "serviceaccount-controller",
@@ -78,6 +81,7 @@ class DevCluster:
     components: list[Component] = field(default_factory=list)
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     etcd_port: int = 0
+    etcd_peer_port: int = 0
     apiserver_port: int = 0
     controller_manager_port: int = 0
     _own_workdir: bool = False
@@ -139,6 +143,23 @@ class DevCluster:
             if self._own_workdir:
                 shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def stop_control_plane(self, grace: float = 10.0) -> None:
+        """An outage: kube-apiserver, then etcd, stopped (SIGTERM, SIGKILL after `grace` s); the
+        controller-manager stays up and retries, as every other client does. `start_control_plane` brings
+        them back on the same ports with the same data and certificates, so clients reconnect by themselves."""
+        for name in ("kube-apiserver", "etcd"):
+            for component in [c for c in self.components if c.name == name]:
+                _terminate(component, grace)
+                self.components.remove(component)
+
+    def start_control_plane(self, timeout: float = 120.0) -> None:
+        """etcd, then kube-apiserver, again after `stop_control_plane` (same ports, data dir, certificates)."""
+        if self.etcd_port == 0 or self.apiserver_port == 0:
+            raise DevClusterError("the cluster has not been started")
+        self._start_etcd(timeout)
+        self._start_apiserver(timeout)
+        self._write_state()
+
     # ---- client helpers --------------------------------------------------------------------------
     def kubectl(
         self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120.0
@@ -179,8 +200,9 @@ class DevCluster:
         return component
 
     def _start_etcd(self, timeout: float) -> None:
-        self.etcd_port, peer = free_port(), free_port()
-        client_url, peer_url = f"http://127.0.0.1:{self.etcd_port}", f"http://127.0.0.1:{peer}"
+        self.etcd_port = self.etcd_port or free_port()  # kept across a restart: the apiserver's --etcd-servers
+        self.etcd_peer_port = self.etcd_peer_port or free_port()
+        client_url, peer_url = f"http://127.0.0.1:{self.etcd_port}", f"http://127.0.0.1:{self.etcd_peer_port}"
         self.progress(f"starting etcd on {client_url}")
         etcd = self._spawn(
             "etcd",
@@ -200,7 +222,7 @@ class DevCluster:
         self._wait(etcd, f"{client_url}/health", timeout, expect=b'"health":"true"')
 
     def _start_apiserver(self, timeout: float) -> None:
-        self.apiserver_port = free_port()
+        self.apiserver_port = self.apiserver_port or free_port()  # kept across a restart: every kubeconfig
         pki = self._dir / "pki"
         self.progress(f"starting kube-apiserver {self.binaries.kubernetes_version} on {self.server}")
         apiserver = self._spawn(
