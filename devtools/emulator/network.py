@@ -12,13 +12,16 @@ so a new emulator removes the ones of emulators that died without cleaning up.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
 import logging
 import os
 import re
 import socket
 import subprocess
+import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -38,6 +41,48 @@ class Attachment:
     index: int
     netns: str | None = None
     veth: str | None = None
+
+
+def round_robin(first: int, last: int, previous: int | None) -> list[int]:
+    """Every index of [first, last], starting after `previous` and wrapping around: the order in which
+    CNI's host-local IPAM tries addresses (containernetworking/plugins, plugins/ipam/host-local/README.md:
+    "loosely round-robin"; its allocator starts after the last reserved IP). An address freed a moment
+    ago is then the last one handed out again, not the first: a load balancer that still routes to a
+    deleted VM's address reaches nothing (and retries elsewhere) instead of a stranger's new VM."""
+    span = list(range(first, last + 1))
+    if previous is None or not first <= previous <= last:
+        return span
+    cut = previous - first + 1
+    return span[cut:] + span[:cut]
+
+
+class LastReserved:
+    """The last index handed out, in a file shared by every emulator of this host (host-local keeps
+    `last_reserved_ip.0` in its data directory), read and written under an exclusive lock."""
+
+    def __init__(self, name: str, directory: Path | None = None) -> None:
+        base = directory or Path(tempfile.gettempdir()) / "webapp-scaler-emulator"
+        base.mkdir(parents=True, exist_ok=True)
+        self.path = base / f"{name}.last_reserved"
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[tuple[int | None, list[int]]]:
+        """(the last index, a one-item list to put the new one in) while holding the lock."""
+        with open(self.path, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                handle.seek(0)
+                text = handle.read().strip()
+                previous = int(text) if text.isdigit() else None
+                chosen: list[int] = []
+                yield previous, chosen
+                if chosen:
+                    handle.seek(0)
+                    handle.truncate()
+                    handle.write(str(chosen[0]))
+                    handle.flush()
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class Network(Protocol):
@@ -73,13 +118,14 @@ class LoopbackNetwork:
         self._used: set[int] = set()
         self._claims: dict[int, socket.socket] = {}
         self._lock = threading.Lock()
+        self._last = LastReserved(f"loopback-{config.loopback_base}")
 
     def prepare(self) -> None:
         pass
 
     def attach(self, preferred: str | None = None) -> Attachment:
-        with self._lock:
-            candidates = list(range(1, 65535))
+        with self._lock, self._last.locked() as (previous, chosen):
+            candidates = round_robin(1, 65534, previous)
             if preferred:  # a restarted emulator gives a running VMI its address back
                 with contextlib.suppress(ValueError):
                     wanted = int(ipaddress.IPv4Address(preferred)) - self.base
@@ -96,6 +142,7 @@ class LoopbackNetwork:
                     continue
                 self._used.add(index)
                 self._claims[index] = claim
+                chosen.append(index)
                 return Attachment(ip, index)
         raise RuntimeError("no free loopback address left")
 
@@ -154,6 +201,7 @@ class NetnsNetwork:
         self._used: set[int] = set()
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self._last = LastReserved(f"netns-{self.bridge}")
 
     def prepare(self) -> None:
         if os.geteuid() != 0:
@@ -206,10 +254,10 @@ class NetnsNetwork:
         raise RuntimeError(f"no VM address: every veth pair tried was taken meanwhile (last: {error})")
 
     def _reserve(self, preferred: str | None) -> Attachment:
-        with self._lock:
+        with self._lock, self._last.locked() as (previous, chosen):
             self._ensure_bridge()
             taken = _link_names()
-            candidates = list(range(2, min(self.subnet.num_addresses - 1, 65535)))
+            candidates = round_robin(2, min(self.subnet.num_addresses - 2, 65534), previous)
             if preferred:
                 with contextlib.suppress(ValueError):
                     wanted = int(ipaddress.IPv4Address(preferred)) - int(self.subnet.network_address)
@@ -220,6 +268,7 @@ class NetnsNetwork:
                 if index in self._used or veth in taken:  # another emulator's VM may hold it
                     continue
                 self._used.add(index)
+                chosen.append(index)
                 break
             else:
                 raise RuntimeError("no free address left in the VM subnet")
