@@ -116,6 +116,7 @@ class LoadGenerator:
         self._tasks: set[asyncio.Task[None]] = set()
         self._connector: aiohttp.TCPConnector | None = None
         self._last_answer: dict[int, float] = {}
+        self._last_server: dict[int, str] = {}  # who answered each user last: a loss names both servers
         """user → when its last request was answered: a loss names the user's idle time before it, so a
         session that expired (a user stalled past the idle timeout) tells itself apart from one lost."""
 
@@ -183,9 +184,11 @@ class LoadGenerator:
             self.stats.sessions_lost += 1
             if len(self.stats.losses) < 20:
                 idle = self.clock() - self._last_answer.get(number, float("nan"))
-                self.stats.losses.append(f"{name}: {lost} ({idle:.1f} s after its previous answer)")
+                before = self._last_server.get(number) or "?"
+                self.stats.losses.append(f"{name}: {lost} ({idle:.1f} s after its previous answer, by {before})")
         finally:
             self._last_answer.pop(number, None)
+            self._last_server.pop(number, None)
             self.stats.active_users -= 1
             self.stats.users_done += 1
 
@@ -195,11 +198,12 @@ class LoadGenerator:
                 self.stats.login_retries += 1
                 await asyncio.sleep(1.0)
             try:
-                status, body, _ = await self._request(http, "POST", "/login", {"user": name})
+                status, body, server = await self._request(http, "POST", "/login", {"user": name})
             except (aiohttp.ClientError, TimeoutError):
                 continue
             if status == 200 and body.get("user") == name:
                 self._last_answer[number] = self.clock()
+                self._last_server[number] = server
                 self.stats.session_ids.update(c.value for c in http.cookie_jar if c.key == SESSION_COOKIE)
                 return
         raise TurnedAway(name)
@@ -248,6 +252,7 @@ class LoadGenerator:
         if path not in ("/checkout", "/logout") and body.get("user") != name:
             raise SessionLost(f"{method} {path} answered as not logged in (server {server})")
         self._last_answer[number] = self.clock()
+        self._last_server[number] = server
         if server:
             self.stats.served_by[server] += 1
             if server in self.draining():

@@ -96,9 +96,13 @@ class MatrixSettings:
     users: int = 24
     """Concurrent shoppers: about 8 per VM, so the VM chosen for the drain always holds sessions to keep."""
     warmup_s: float = 10.0
+    sessions_per_vm_before_drain: int = 3
+    """The scale-in starts once every VM holds at least this many sessions (after the warm-up)."""
     after_delete_s: float = 5.0
     drain_timeout_s: int = 60
-    idle_timeout_s: int = 8
+    idle_timeout_s: int = 30
+    """Sessions end by logout (every shopper logs out), so the idle timeout only bounds abandoned ones; far
+    above the think time, so a shopper stalled a few seconds on a busy host is not expired under it."""
     think_s: tuple[float, float] = (0.4, 1.2)
     actions: tuple[int, int] = (4, 8)
     scrape_s: int = 1

@@ -240,6 +240,21 @@ class MatrixBed:
                     raise TimeoutError(f"{url} answered no request from the shop in 60 s")
                 await asyncio.sleep(0.3)
 
+    async def _wait_spread(self, namespace: str, monitor: Monitor) -> None:
+        """Until the operator's status counts sessions on every VM: whichever VM the scale-in drains then
+        holds users to keep. A VM that joined the balancer last can hold none for a few seconds after the
+        warm-up (its endpoint turns ready after the others'), and draining it would prove nothing."""
+        least = self.settings.sessions_per_vm_before_drain
+        deadline = time.monotonic() + self.settings.timeout_s
+        while True:
+            snapshot = await asyncio.to_thread(monitor.poll)
+            counts = {vm.name: vm.sessions for vm in snapshot.vms}
+            if len(counts) >= self.settings.vms_before and all((n or 0) >= least for n in counts.values()):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{namespace}: sessions per VM {counts} never all reached {least}")
+            await asyncio.sleep(0.5)
+
     async def _probe(self, namespace: str, vm: str, url: str, outcome: Outcome) -> None:
         """Once the draining VM's agent says it drains: new visitors through the balancer, each without a
         cookie, so some land on the draining VM; then how many of them that agent refused. In
@@ -291,6 +306,7 @@ class MatrixBed:
         users = asyncio.create_task(load.run())
         try:
             await asyncio.sleep(s.warmup_s)
+            await self._wait_spread(namespace, monitor)
             await asyncio.to_thread(self._apply, combination, namespace, s.vms_after)
             deadline = time.monotonic() + s.timeout_s
             probed = False
