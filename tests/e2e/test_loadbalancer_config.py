@@ -14,7 +14,14 @@ import pytest
 
 from webapp_scaler_dev.loadbalancers import nginx, traefik
 from webapp_scaler_dev.loadbalancers.endpoints import Backend, backends_from_slices, backends_from_vmis, vm_name_of_pod
-from webapp_scaler_dev.loadbalancers.haproxy import LoadBalancerSettings, render_config
+from webapp_scaler_dev.loadbalancers.haproxy import (
+    HAProxy,
+    LoadBalancerSettings,
+    configured_servers,
+    render_config,
+    running_servers,
+)
+from webapp_scaler_dev.processes import free_port
 
 SETTINGS = LoadBalancerSettings(listen_port=18080, admin_socket=Path("/run/demo/admin.sock"))
 
@@ -197,3 +204,41 @@ def test_traefik_gateway_listener_uses_the_entry_point_port() -> None:
     assert gw["spec"]["listeners"][0]["port"] == 18082
     assert traefik.gateway_class()["spec"]["controllerName"] == "traefik.io/gateway-controller"
     assert traefik.ingress_class()["spec"]["controller"] == "traefik.io/ingress-controller"
+
+
+# ---- HAProxy: a reload counts only once the running worker serves the new servers ---------------------
+
+STATE = """1
+# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port
+3 vms 1 shop-a 10.213.0.2 2 0 100 100 2 1 0 2 0 0 0 0 - 8080 - 0 0 - - 0
+3 vms 2 shop-b 10.213.0.3 2 0 0 0 2 1 0 2 0 0 0 0 - 8080 - 0 0 - - 0
+"""  # noqa: E501  (HAProxy 2.6's `show servers state vms`, verbatim)
+
+
+def test_the_running_servers_read_from_the_admin_socket_match_the_rendered_ones() -> None:
+    backends = [Backend("shop-a", "10.213.0.2", 8080, True), Backend("shop-b", "10.213.0.3", 8080, False)]
+    text = render_config(SETTINGS, backends)
+    assert configured_servers(text) == {("shop-a", "10.213.0.2", 8080, 100), ("shop-b", "10.213.0.3", 8080, 0)}
+    assert running_servers(STATE) == configured_servers(text)
+    # the worker of the previous configuration (shop-b still ready) does not count as this one
+    assert running_servers(STATE.replace("2 0 0 0 2 1", "2 0 100 100 2 1")) != configured_servers(text)
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed (make system-packages)")
+def test_every_haproxy_update_is_in_effect_when_it_returns_even_in_a_burst(tmp_path: Path) -> None:
+    """EndpointSlice events come in bursts; each update reloads, and a reload that HAProxy drops while the
+    previous one hands its listeners over would leave the old servers serving. `update` returns only once
+    the running worker reports the new servers (it raises ProxyError after three reloads without)."""
+    settings = LoadBalancerSettings(listen_port=free_port(), admin_socket=tmp_path / "admin.sock")
+    proxy = HAProxy(settings, tmp_path)
+    proxy.start()
+    try:
+        for step in range(12):  # one to four servers, never the same set twice in a row
+            backends = [
+                Backend(f"shop-{i}", f"10.213.0.{i + 2}", 8080, (i + step) % 3 != 0) for i in range(step % 4 + 1)
+            ]
+            assert proxy.update(backends)
+            assert proxy.applied(proxy.render(backends)) is True
+        assert proxy.reloads >= 12
+    finally:
+        proxy.stop()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import signal
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from webapp_scaler_dev.loadbalancers.reloading import ReloadingProxy
 
 log = logging.getLogger("webapp_scaler_dev.loadbalancers.haproxy")
 
+BACKEND = "vms"
 SERVER_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
 
 
@@ -68,9 +70,9 @@ def render_config(settings: LoadBalancerSettings, backends: Iterable[Backend]) -
         "",
         "frontend web",
         f"    bind {settings.listen_host}:{settings.listen_port}",
-        "    default_backend vms",
+        f"    default_backend {BACKEND}",
         "",
-        "backend vms",
+        f"backend {BACKEND}",
         "    balance roundrobin",
         f"    cookie {settings.cookie_name} insert indirect nocache",
         "    option redispatch 1",
@@ -108,3 +110,42 @@ class HAProxy(ReloadingProxy):
 
     def started(self) -> bool:
         return self.settings.admin_socket.exists()
+
+    def applied(self, text: str) -> bool | None:
+        """The running worker's servers (its admin socket's `show servers state`) are the config's."""
+        try:
+            state = admin_command(self.settings.admin_socket, f"show servers state {BACKEND}")
+        except OSError:
+            return False  # between two workers: the socket is being re-bound
+        return running_servers(state) == configured_servers(text)
+
+
+SERVER_LINE = re.compile(r"^\s*server (?P<name>\S+) (?P<address>\S+):(?P<port>\d+) .*\bweight (?P<weight>\d+)", re.M)
+
+
+def configured_servers(text: str) -> set[tuple[str, str, int, int]]:
+    """(name, address, port, weight) of every `server` line of a configuration."""
+    return {(m["name"], m["address"], int(m["port"]), int(m["weight"])) for m in SERVER_LINE.finditer(text)}
+
+
+def running_servers(state: str) -> set[tuple[str, str, int, int]]:
+    """The same four fields from `show servers state` (format version 1: srv_name, srv_addr, srv_iweight,
+    srv_port are columns 4, 5, 9 and 19)."""
+    servers = set()
+    for line in state.splitlines():
+        fields = line.split()
+        if len(fields) >= 19 and not line.startswith("#") and fields[1] == BACKEND:
+            servers.add((fields[3], fields[4], int(fields[18]), int(fields[8])))
+    return servers
+
+
+def admin_command(path: Path, command: str, timeout: float = 2.0) -> str:
+    """One command on HAProxy's admin (stats) socket; the answer up to the socket's close."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(timeout)
+        conn.connect(str(path))
+        conn.sendall(command.encode() + b"\n")
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")

@@ -8,6 +8,7 @@ they say they are up; the rest lives here once.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -18,6 +19,11 @@ from pathlib import Path
 
 from webapp_scaler_dev.loadbalancers.endpoints import Backend
 from webapp_scaler_dev.processes import die_with_parent, stop
+
+log = logging.getLogger("webapp_scaler_dev.loadbalancers")
+
+RELOAD_ATTEMPTS = 3
+RELOAD_WAIT_S = 10.0
 
 
 class ProxyError(RuntimeError):
@@ -61,6 +67,11 @@ class ReloadingProxy:
         """The part of the backends its configuration depends on (all of them, unless it drops some)."""
         return backends
 
+    def applied(self, text: str) -> bool | None:
+        """Whether the running workers serve the configuration `text`, as the proxy itself reports it;
+        None when the proxy has no way to say (then a reload is taken on trust)."""
+        return None
+
     # ---- the shared lifecycle ---------------------------------------------------------------------
     def start(self, backends: Iterable[Backend] = ()) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -90,11 +101,34 @@ class ReloadingProxy:
             if unchanged or self.process is None:
                 self.backends = wanted
                 return False
-            self._write_checked(self.render(wanted))
-            self.process.send_signal(self.reload_signal)  # the master re-reads the file, starts new workers
+            text = self.render(wanted)
+            self._write_checked(text)
+            self._reload(text)
             self.backends = wanted
-            self.reloads += 1
             return True
+
+    def _reload(self, text: str) -> None:
+        """Signal the master (it re-reads the file and starts new workers) and, where the proxy can say,
+        wait until the running workers serve `text`. A reload can fail while the previous one is still
+        handing its listeners over; the old workers then keep serving the old servers, and without this
+        check every later request would go by a configuration nobody sees."""
+        assert self.process is not None
+        for attempt in range(1, RELOAD_ATTEMPTS + 1):
+            self.process.send_signal(self.reload_signal)
+            self.reloads += 1
+            deadline = time.monotonic() + RELOAD_WAIT_S
+            while True:
+                state = self.applied(text)
+                if state is None or state:
+                    return
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    break
+                time.sleep(0.1)
+            log.warning(
+                "%s: reload %d of %d not in effect after %.0f s", self.name, attempt, RELOAD_ATTEMPTS, RELOAD_WAIT_S
+            )
+        tries = f"{RELOAD_ATTEMPTS} reloads"
+        raise ProxyError(f"{self.name} did not take the new configuration in {tries}:\n{self.output()}")
 
     def stop(self) -> None:
         if self.process is not None:
