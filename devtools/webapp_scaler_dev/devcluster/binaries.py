@@ -60,9 +60,7 @@ def find_binaries(*, build: bool = False) -> Binaries:
     """Return the cached binaries; build them first when `build` is set and some are missing."""
     binaries = expected_binaries()
     if binaries.missing and build:
-        if not BUILD_SCRIPT.exists():
-            raise FileNotFoundError(f"{BUILD_SCRIPT} not found; run from a checkout of webapp-scaler")
-        subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.DEVNULL)
+        run_build_script(BUILD_SCRIPT)
     if binaries.missing:
         raise FileNotFoundError(
             f"control-plane binaries missing in {binaries.directory}: {', '.join(binaries.missing)}; "
@@ -75,7 +73,7 @@ def traefik_binary(*, build: bool = False) -> Path:
     """The pinned Traefik, built by `hack/build-load-balancers.sh` (with `build`, when missing)."""
     path = cache_dir() / "bin" / f"traefik-{pinned_versions()['TRAEFIK_VERSION']}" / "traefik"
     if not os.access(path, os.X_OK) and build:
-        _build_load_balancers("traefik")
+        run_build_script(LOAD_BALANCERS_SCRIPT, "traefik")
     if not os.access(path, os.X_OK):
         raise FileNotFoundError(f"{path} missing; run `make load-balancers`")
     return path
@@ -87,13 +85,14 @@ def gateway_api_crds(channel: str, *, build: bool = False) -> Path:
         raise ValueError(f"unknown Gateway API channel {channel!r}: standard or experimental")
     path = cache_dir() / f"gateway-api-{pinned_versions()['GATEWAY_API_VERSION']}" / channel
     if not path.is_dir() and build:
-        _build_load_balancers("gateway-api")
+        run_build_script(LOAD_BALANCERS_SCRIPT, "gateway-api")
     if not path.is_dir():
         raise FileNotFoundError(f"{path} missing; run `make load-balancers`")
     return path
 
 
-def _build_load_balancers(target: str) -> None:
-    if not LOAD_BALANCERS_SCRIPT.exists():
-        raise FileNotFoundError(f"{LOAD_BALANCERS_SCRIPT} not found; run from a checkout of webapp-scaler")
-    subprocess.run(["bash", str(LOAD_BALANCERS_SCRIPT), target], check=True, stdout=subprocess.DEVNULL)
+def run_build_script(script: Path, *args: str) -> None:
+    """One of the project's `hack/` build scripts (they cache what they build and print progress on stderr)."""
+    if not script.exists():
+        raise FileNotFoundError(f"{script} not found; run from a checkout of webapp-scaler")
+    subprocess.run(["bash", str(script), *args], check=True, stdout=subprocess.DEVNULL)

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from webapp_scaler_dev.devcluster.binaries import REPO_ROOT, cache_dir, pinned_versions
+from webapp_scaler_dev.devcluster.binaries import REPO_ROOT, cache_dir, pinned_versions, run_build_script
 
 HACK = REPO_ROOT / "hack"
 GO_TOOLS_SCRIPT = HACK / "build-go-tools.sh"
@@ -66,9 +65,7 @@ def go_tools(*, build: bool = False) -> GoTools:
     """The built harnesses; with `build`, `hack/build-go-tools.sh` builds them first when missing."""
     tools = expected_go_tools()
     if tools.missing and build:
-        if not GO_TOOLS_SCRIPT.exists():
-            raise FileNotFoundError(f"{GO_TOOLS_SCRIPT} not found; run from a checkout of webapp-scaler")
-        subprocess.run(["bash", str(GO_TOOLS_SCRIPT)], check=True, stdout=subprocess.DEVNULL)
+        run_build_script(GO_TOOLS_SCRIPT)
     if tools.missing:
         raise FileNotFoundError(f"{', '.join(tools.missing)} missing in {tools.directory}; run `make go-tools`")
     return tools
