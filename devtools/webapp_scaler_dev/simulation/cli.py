@@ -5,6 +5,9 @@ webapp-scaler-dev simulate --all-traces --out docs/bench          # the full ben
 webapp-scaler-dev simulate --trace FILE --start peak --hours 4    # the quick form CI runs
 webapp-scaler-dev simulate --all-traces --seeds 1 2 3 --arrivals random --arrivals even \
     --policy webapp-scaler --policy hpa-drain-tuned --summary docs/bench/matrix.json   # ours vs tuned HPA
+webapp-scaler-dev simulate --synthetic flash --synthetic diurnal --seeds 1 2 3 --arrivals random --arrivals even \
+    --summary docs/bench/synthetic.json   # seeded synthetic traces (one per shape and seed), every policy
+webapp-scaler-dev simulate --synthetic flash --seed 2 --save-traces out/   # also write the generated CSV
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from webapp_scaler_dev.simulation import policies, sessions
+from webapp_scaler_dev.simulation import policies, sessions, synthetic
 from webapp_scaler_dev.simulation import run as sim_run
 from webapp_scaler_dev.simulation import settings as sim_settings
 from webapp_scaler_dev.simulation import trace as traces
@@ -53,6 +56,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--trace", type=Path, action="append", help="CSV trace (timestamp,requests|sessions)")
     what.add_argument("--all-traces", action="store_true", help="every CSV in --traces-dir")
+    what.add_argument(
+        "--synthetic",
+        action="append",
+        choices=synthetic.SHAPES,
+        help="a seeded synthetic trace (drawn anew for every seed); repeat for several shapes",
+    )
+    parser.add_argument("--save-traces", type=Path, help="write every synthetic trace as <name>.csv here")
     parser.add_argument("--traces-dir", type=Path, default=None, help="default: benchmarks/traces")
     parser.add_argument("--policy", action="append", choices=policies.NAMES, help="repeat for several; default: all")
     parser.add_argument("--json", type=Path, help="write the results as JSON (one trace)")
@@ -205,7 +215,60 @@ def matrix_row(result: sim_run.Run, baseline: str) -> dict[str, Any]:
     row["overload_ratio"] = ratio(ours.metrics["overload_session_minutes"], theirs.metrics["overload_session_minutes"])
     row["cost_ratio"] = ratio(ours.metrics["cost_vm_minutes"], theirs.metrics["cost_vm_minutes"])
     row["goal"] = {what: ok for what, ok in goal(ours, theirs, baseline)}
+    row["policies"] = {name: {key: r.metrics[key] for key in SUMMARY_METRICS} for name, r in result.results.items()}
     return row
+
+
+SUMMARY_METRICS = ("overload_session_minutes", "cost_vm_minutes", "sessions_dropped")
+
+
+def policy_summary(rows: list[dict[str, Any]], baseline: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every policy against `baseline` per trace family (a file, or a synthetic shape over its seeds):
+    the metrics summed over the family's cells, the ratio of the sums to the baseline's, and the range of
+    the per-cell ratios."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for family in dict.fromkeys(r["family"] for r in rows):
+        cells = [r for r in rows if r["family"] == family]
+        theirs = [c["policies"][baseline] for c in cells]
+        out[family] = {}
+        for name in cells[0]["policies"]:
+            mine = [c["policies"][name] for c in cells]
+            entry: dict[str, Any] = {"cells": len(cells)}
+            for key in SUMMARY_METRICS:
+                entry[key] = sum(m[key] for m in mine)
+            for key in ("overload_session_minutes", "cost_vm_minutes"):
+                short = key.split("_")[0]
+                entry[f"{short}_ratio"] = ratio(entry[key], sum(t[key] for t in theirs))
+                per_cell = [ratio(m[key], t[key]) for m, t in zip(mine, theirs, strict=True)]
+                known = [x for x in per_cell if x is not None]
+                entry[f"{short}_ratio_range"] = [min(known), max(known)] if known else None
+            out[family][name] = entry
+    return out
+
+
+def policies_markdown(summary: dict[str, dict[str, dict[str, Any]]], baseline: str) -> str:
+    """The per-policy summary as Markdown tables, one per trace family."""
+    lines: list[str] = []
+    for family, table in summary.items():
+        cells = next(iter(table.values()))["cells"]
+        lines += [
+            f"{family} ({cells} cells; sums over them, ratios of the sums to {baseline}'s, per-cell range):",
+            "",
+            "| policy | overload session-min | ratio | per cell | cost VM-min | ratio | per cell | sessions dropped |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|",
+        ]
+        for name, e in table.items():
+            spans = []
+            for short in ("overload", "cost"):
+                span = e[f"{short}_ratio_range"]
+                spans.append("–" if span is None else f"{_fmt_ratio(span[0])}–{_fmt_ratio(span[1])}")
+            lines.append(
+                f"| {name} | {e['overload_session_minutes']:,.0f} | {_fmt_ratio(e['overload_ratio'])} | {spans[0]} "
+                f"| {e['cost_vm_minutes']:,.0f} | {_fmt_ratio(e['cost_ratio'])} | {spans[1]} "
+                f"| {e['sessions_dropped']:,} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _fmt_ratio(value: float | None) -> str:
@@ -258,11 +321,38 @@ def print_matrix(console: Console, rows: list[dict[str, Any]], baseline: str) ->
     console.print(table)
 
 
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Where a run's trace comes from: a CSV file (the same for every seed) or a synthetic shape (drawn
+    anew for every seed)."""
+
+    name: str
+    path: Path | None = None
+    shape: synthetic.Shape | None = None
+
+    @property
+    def family(self) -> str:
+        return self.shape or self.name
+
+    def load(self, seed: int) -> traces.Trace:
+        if self.shape is not None:
+            return synthetic.generate(self.shape, seed)
+        assert self.path is not None
+        return traces.load_trace(self.path)
+
+
+def sources_from(args: argparse.Namespace) -> list[Source]:
+    if args.synthetic:
+        return [Source(f"synthetic-{shape}", shape=shape) for shape in dict.fromkeys(args.synthetic)]
+    paths = args.trace or sorted((args.traces_dir or default_traces_dir()).glob("*.csv"))
+    return [Source(path.stem, path=path) for path in paths]
+
+
 def run(args: argparse.Namespace) -> int:
     console = Console(width=max(Console().width, 110))
     names = list(dict.fromkeys(args.policy or policies.NAMES))
-    paths = args.trace or sorted((args.traces_dir or default_traces_dir()).glob("*.csv"))
-    if not paths:
+    sources = sources_from(args)
+    if not sources:
         console.print("no trace found")
         return 2
     seeds = args.seeds or [args.seed]
@@ -277,31 +367,45 @@ def run(args: argparse.Namespace) -> int:
         if args.json or args.plot or args.out:
             console.print("--json/--plot/--out take one seed and one arrival mode; the matrix writes --summary")
             return 2
-    elif len(paths) > 1 and (args.json or args.plot):
+    elif len(sources) > 1 and (args.json or args.plot):
         console.print("--json/--plot take one trace; use --out DIR for several")
         return 2
     rows: list[dict[str, Any]] = []
-    for path in paths:
-        full = traces.load_trace(path)
+    loaded: dict[str, traces.Trace] = {}
+    for source in sources:
         for seed in seeds:
+            full = loaded.get(source.name) if source.shape is None else None
+            if full is None:
+                full = source.load(seed)
+                if source.shape is None:
+                    loaded[source.name] = full
+                elif args.save_traces:
+                    args.save_traces.mkdir(parents=True, exist_ok=True)
+                    (args.save_traces / f"{full.name}.csv").write_text(synthetic.trace_csv(full), encoding="utf-8")
             for mode in modes:
                 settings = settings_from(args, seed=seed, arrivals=mode)
                 started = time.perf_counter()
                 result = simulate_trace(full, settings, names, start=args.start, hours=args.hours, workers=args.workers)
                 wall = time.perf_counter() - started
                 if matrix:
-                    rows.append(matrix_row(result, args.baseline) | {"wall_seconds": round(wall, 2)})
-                    console.print(f"{path.stem} seed {seed} {mode}: {wall:.1f} s")
+                    row = matrix_row(result, args.baseline) | {"family": source.family}
+                    rows.append(row | {"wall_seconds": round(wall, 2)})
+                    console.print(f"{full.name} seed {seed} {mode}: {wall:.1f} s")
                     continue
                 print_run(console, result, wall)
-                write_outputs(args, path, result, wall)
+                write_outputs(args, full.name, result, wall)
     if matrix:
         print_matrix(console, rows, args.baseline)
         if args.summary:
             document = {"baseline": args.baseline, "settings": _matrix_settings(args), "rows": rows}
+            if len(names) > 2:
+                document["policies"] = policy_summary(rows, args.baseline)
             args.summary.parent.mkdir(parents=True, exist_ok=True)
             args.summary.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-            args.summary.with_suffix(".md").write_text(matrix_markdown(rows, args.baseline), encoding="utf-8")
+            text = matrix_markdown(rows, args.baseline)
+            if len(names) > 2:
+                text += "\n" + policies_markdown(document["policies"], args.baseline)
+            args.summary.with_suffix(".md").write_text(text, encoding="utf-8")
     return 0
 
 
@@ -324,10 +428,10 @@ def _matrix_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def write_outputs(args: argparse.Namespace, path: Path, result: sim_run.Run, wall: float) -> None:
+def write_outputs(args: argparse.Namespace, name: str, result: sim_run.Run, wall: float) -> None:
     outputs = []
     if args.out:
-        outputs = [(args.out / f"{path.stem}.json", args.out / f"{path.stem}.png")]
+        outputs = [(args.out / f"{name}.json", args.out / f"{name}.png")]
     outputs.append((args.json, args.plot))
     for json_path, plot_path in outputs:
         if json_path:
