@@ -24,7 +24,7 @@ READY_MESSAGE = "emulator ready"
 class Emulator:
     def __init__(self, config: EmulatorConfig, api: kube.Kube | None = None) -> None:
         self.config = config
-        self.api = api or kube.Kube(config.kubeconfig)
+        self.api = api or kube.Kube(config.kubeconfig, events=not config.light)
         self.network = network.build(config)
         self.guests = GuestSupervisor(config.workdir / "guests", release=self.network.detach)
         self.queue = WorkQueue()

@@ -76,6 +76,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--node-name", default="emulated-node", help="name of the emulated Node")
     p.add_argument("--workers", type=int, default=4, help="reconcile threads")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/webapp-emulator"), help="guest logs go here")
+    p.add_argument(
+        "--light",
+        action="store_true",
+        help="objects only (fleets of thousands): no guest processes, probes or Events; a VMI is Ready once running",
+    )
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return p
 
@@ -103,6 +108,8 @@ def config_from(args: argparse.Namespace) -> EmulatorConfig:
         workers=max(1, args.workers),
         workdir=args.workdir,
         log_level=args.log_level,
+        light=args.light,
+        progress_steps=1 if args.light else EmulatorConfig.progress_steps,
     )
 
 

@@ -83,7 +83,9 @@ def controller_of(obj: Obj) -> Obj | None:
 class Kube:
     """Thin typed wrapper over the official client; raises ApiException like it."""
 
-    def __init__(self, kubeconfig: Path | None) -> None:
+    def __init__(self, kubeconfig: Path | None, *, events: bool = True) -> None:
+        """`events=False`: `event()` records nothing (the light mode's fleets of thousands)."""
+        self.events = events
         configuration = client.Configuration()
         if kubeconfig is None:
             config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
@@ -186,6 +188,8 @@ class Kube:
 
     def event(self, obj: Obj, kind: Kind, *, reason: str, message: str, component: str, warning: bool = False) -> None:
         """A core/v1 Event on `obj`, as KubeVirt's and CDI's recorders emit them; failures only log."""
+        if not self.events:
+            return
         meta = obj["metadata"]
         stamp = now()
         body: Obj = {

@@ -114,7 +114,7 @@ class LoopbackNetwork:
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.base = int(ipaddress.IPv4Address(config.loopback_base))
-        self.ports = config.guest_ports
+        self.ports = () if config.light else config.guest_ports  # light: another process serves them
         self._used: set[int] = set()
         self._claims: dict[int, socket.socket] = {}
         self._lock = threading.Lock()

@@ -117,6 +117,8 @@ class VirtualMachineInstanceController:
             ip = ((status.get("interfaces") or [{}])[0]).get("ipAddress")
             self._boot(vmi, pod, preferred_ip=ip)
             return 0.0
+        if self.config.light:
+            return None  # no guest to probe: Ready from the boot on
         exited = guest.exited()
         if exited:
             self._stop_guest(namespace, name, "a guest process exited")
@@ -206,7 +208,7 @@ class VirtualMachineInstanceController:
         attachment = self.network.attach(preferred_ip)
         owner = kube.controller_of(vmi)
         vm_name = owner["name"] if owner else name
-        volumes = self._secret_volumes(vmi)
+        volumes = Path() if self.config.light else self._secret_volumes(vmi)
         values = {"ip": attachment.ip, "vm": vm_name, "namespace": namespace, "vmi_uid": uid, "volumes": str(volumes)}
         argvs = [self.network.wrap(argv, attachment) for argv in self.config.guest_argvs(values)]
         env = {"VM_NAME": vm_name, "VM_NAMESPACE": namespace, "VM_IP": attachment.ip, "VMI_UID": uid}
@@ -214,7 +216,8 @@ class VirtualMachineInstanceController:
         with self._lock:
             self._readiness[uid] = Readiness()
         pod_ip = self.network.pod_ip(attachment)
-        self._write_pod(pod, phase="Running", ready=False, pod_ip=pod_ip)
+        light = self.config.light  # no probe will turn it Ready later: it is Ready now
+        self._write_pod(pod, phase="Running", ready=light, pod_ip=pod_ip)
         networks = (vmi.get("spec") or {}).get("networks") or [{"name": "default"}]
         interface = {
             "name": networks[0].get("name", "default"),
@@ -225,11 +228,15 @@ class VirtualMachineInstanceController:
             "infoSource": "domain, guest-agent",
             "queueCount": 1,
         }
-        not_ready = conditions.condition("Ready", False, "ContainersNotReady", "readiness probe has not passed yet")
+        ready = (
+            conditions.condition("Ready", True)
+            if light
+            else conditions.condition("Ready", False, "ContainersNotReady", "readiness probe has not passed yet")
+        )
         self._write_vmi(
             vmi,
             {"phase": "Running", "interfaces": [interface], "guestOSInfo": {"id": "webapp-emulator"}},
-            [not_ready, conditions.condition("AgentConnected", True)],
+            [ready, conditions.condition("AgentConnected", True)],
         )
         log.info("vmi running", extra=fields(namespace=namespace, vmi=name, ip=attachment.ip, pod_ip=pod_ip))
         self.api.event(vmi, kube.VMI, reason="Started", message="VirtualMachineInstance started.", component=HANDLER)
