@@ -103,6 +103,7 @@ class EngineMemory:
     start_seconds: tuple[float, ...] = ()  # measured warm-VM start durations, newest last
     measured: frozenset[str] = frozenset()  # VMs seen Ready or draining: boot measured, and they have served
     failed_rounds: int = 0  # rounds in a row in which no Ready VM gave a valid count (spec.sessions.fallback)
+    burst_until: float | None = None  # a burst response holds until then (engine.burst)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

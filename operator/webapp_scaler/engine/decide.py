@@ -8,7 +8,9 @@ The chain:
    start when the warm pool has a VM, else a clone and boot);
 4. demand: the larger of the average and the forecast, minus the sessions that stay on draining VMs,
    so the fleet grows ahead of a rising load and shrinks only as fast as the average falls;
-5. recommend with HPA's tolerance, then HPA's stabilization windows, rate policies and min/max;
+5. recommend with HPA's tolerance; when the observed total outpaces the forecast by a clear margin (a
+   burst, `burst`), at least the VMs for the rise carried on over a clone's lead time, every warm VM
+   started, no tolerance; then HPA's stabilization windows, rate policies and min/max;
 6. act: return draining VMs to service first, then start warm VMs, then clone; on scale-in delete
    VMs that never served first, then drain the Ready VMs with the fewest sessions (then VMs that served
    and lost their readiness); delete drained VMs; keep the warm pool at its size.
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 
 from webapp_scaler import model, webappscaling
 from webapp_scaler.constants import Reason
-from webapp_scaler.engine import average, drain, forecast, limits, normalize, observe, recommend
+from webapp_scaler.engine import average, burst, drain, forecast, limits, normalize, observe, recommend
 
 ACTIVE = (model.VMPhase.CLONING, model.VMPhase.BOOTING, model.VMPhase.STARTING, model.VMPhase.READY)
 _BOOTS_KEPT = 10
@@ -48,10 +50,23 @@ def decide(
 
     samples = memory.samples
     trend = memory.trend
+    burst_seen: burst.Burst | None = None
     interval = float(spec.sessions.scrape_interval_seconds)
     if seen.fallback:
         pass  # not a measurement: the average and the trend keep only what was measured
     elif seen.sessions is not None:
+        if spec.prediction.enabled:
+            burst_seen = burst.respond(
+                trend,
+                samples,
+                held_until=memory.burst_until,
+                sessions=seen.sessions,
+                now=now,
+                lead_seconds=boot_estimate(memory),
+                interval=interval,
+                target_per_vm=target,
+                spec=spec.prediction,
+            )
         keep_after = now - max(spec.sessions.moving_average.window_seconds, interval)
         samples = (*(s for s in samples if s.at > keep_after), model.Sample(now, seen.sessions))
         trend = forecast.update_trend(trend, value=seen.sessions, at=now, spec=spec.prediction, interval=interval)
@@ -66,7 +81,8 @@ def decide(
         warm_ready = any(vm.phase is model.VMPhase.WARM for vm in vms)
         horizon = spec.prediction.horizon_seconds or lead_time(memory, warm_available=warm_ready)
         predicted = forecast.forecast(trend, horizon_seconds=horizon, spec=spec.prediction, interval=interval)
-    memory = dataclasses.replace(memory, samples=samples, trend=trend)
+    held_until = memory.burst_until
+    memory = dataclasses.replace(memory, samples=samples, trend=trend, burst_until=None)
 
     if spec.paused:
         return _hold(current, memory, seen, averaged, predicted, Reason.PAUSED, "paused: no scale actions")
@@ -85,6 +101,12 @@ def decide(
     else:
         demand = active_demand(averaged, predicted, seen.draining_sessions)
         proposal = recommend.recommend_replicas(demand, current, target, spec.behavior.tolerance)
+        burst_seen, burst_until = _burst_response(
+            burst_seen, now, current, vms, target, seen.draining_sessions, held_until
+        )
+        if burst_seen is not None:
+            proposal = max(proposal, burst_proposal(burst_seen, current, vms, target, seen.draining_sessions))
+            memory = dataclasses.replace(memory, burst_until=burst_until)
         result = normalize.normalize(
             proposal,
             current,
@@ -106,6 +128,14 @@ def decide(
             reason = Reason.WITHIN_TOLERANCE
         memory = dataclasses.replace(memory, recommendations=result.recommendations)
         message_demand = _describe_demand(spec, averaged, predicted, seen.draining_sessions, current, target)
+        if burst_seen is not None:
+            seen_how = (
+                f"{burst_seen.observed:.0f} sessions against {burst_seen.predicted:.0f} forecast"
+                if burst_seen.detected
+                else f"held {burst_seen.until - now:.0f} s more"
+            )
+            message_demand += f"; burst: {seen_how}, rising {burst_seen.rise_per_second * 60:.0f}/min"
+
         if seen.fallback:
             message_demand = (
                 f"fallback after {seen.failed_rounds} rounds without a valid session count: "
@@ -213,6 +243,39 @@ def _measure_boots(vms: Sequence[model.VMState], memory: model.EngineMemory) -> 
         start_seconds=tuple(starts[-_BOOTS_KEPT:]),
         measured=frozenset(measured),
     )
+
+
+def burst_proposal(
+    seen: burst.Burst, current: int, vms: Sequence[model.VMState], target: float, draining: float
+) -> int:
+    """The count a burst asks for: the VMs for its demand (less the sessions on draining VMs), no
+    tolerance, never fewer than the fleet has; when that is more, every warm VM started on top too."""
+    wanted = recommend.replicas_for(max(0.0, seen.demand - draining), target)
+    if wanted <= current:
+        return current
+    warm = sum(1 for vm in vms if vm.phase is model.VMPhase.WARM)
+    return max(wanted, current + warm)
+
+
+def _burst_response(
+    seen: burst.Burst | None,
+    now: float,
+    current: int,
+    vms: Sequence[model.VMState],
+    target: float,
+    draining: float,
+    held_until: float | None,
+) -> tuple[burst.Burst | None, float | None]:
+    """The burst response that acts this round, and the hold it leaves in memory. A burst that needs more
+    VMs than the fleet has starts (or renews) a hold of a clone's lead time; one the fleet already covers
+    asks for nothing and starts no hold, while an earlier hold runs on to its end."""
+    if seen is None:
+        return None, None
+    if seen.detected and burst_proposal(seen, current, vms, target, draining) > current:
+        return seen, seen.until
+    if held_until is not None and now < held_until:
+        return dataclasses.replace(seen, detected=False, until=held_until), held_until
+    return None, None
 
 
 def active_demand(averaged: float, predicted: float | None, draining: float) -> float:
