@@ -71,6 +71,10 @@ bench: setup system-packages control-plane  ## every benchmark, full length; res
 	@$(PY) -m webapp_scaler_dev.cli simulate --all-traces --visits heavy --out docs/bench/heavy \
 		--policy webapp-scaler --policy hpa --policy hpa-drain --policy hpa-drain-tuned --policy keda \
 		--policy patent-sma --policy oracle-drain
+	@$(PY) -m webapp_scaler_dev.cli simulate --synthetic flash --synthetic diurnal --seeds 1 2 3 \
+		--arrivals random --arrivals even --summary docs/bench/synthetic.json
+	@$(PY) -m webapp_scaler_dev.cli simulate --synthetic flash --synthetic diurnal --seeds 1 2 3 \
+		--arrivals random --arrivals even --peak-vms 150 --summary docs/bench/synthetic-150.json
 	@$(PY) benchmarks/reaction.py --trials 40 --json docs/bench/reaction.json
 	@$(PY) benchmarks/agent_proxy.py --duration 4 --rounds 8 --json docs/bench/agent_proxy.json --plot docs/bench/agent_proxy.png
 
