@@ -47,8 +47,10 @@ def parser() -> argparse.ArgumentParser:
         "--network",
         choices=NETWORK_MODES,
         default="loopback",
-        help="loopback: a 127.x address per VM; netns: a network namespace per VM (root)",
+        help="loopback: a 127.x address per VM; netns: a network namespace per VM (root); "
+        "served: an address of --served-subnet, which another process answers on (with --light)",
     )
+    p.add_argument("--served-subnet", default="10.216.0.0/16", help="VM subnet in served mode")
     p.add_argument("--loopback-base", default="127.77.0.0", help="first address of the loopback range")
     p.add_argument("--netns-subnet", default="10.213.0.0/16", help="VM subnet in netns mode")
     p.add_argument("--bridge", default="wemu0", help="bridge in the root namespace (netns mode)")
@@ -98,6 +100,7 @@ def config_from(args: argparse.Namespace) -> EmulatorConfig:
         loopback_base=args.loopback_base,
         netns_subnet=args.netns_subnet,
         bridge=args.bridge,
+        served_subnet=args.served_subnet,
         guest_commands=tuple(args.guest_commands or DEFAULT_GUEST_COMMANDS),
         guest_ports=tuple(args.guest_ports or DEFAULT_GUEST_PORTS),
         readiness_path=args.readiness_path,

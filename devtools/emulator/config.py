@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-NETWORK_MODES = ("loopback", "netns")
+NETWORK_MODES = ("loopback", "netns", "served")
 
 # The guest of every VM: the sample web shop behind the session agent, as the golden image's systemd
 # units start them. `{ip}` is the VM's own address; every VM listens on the same ports, like real VMs.
@@ -35,6 +35,8 @@ class EmulatorConfig:
     loopback_base: str = "127.77.0.0"
     netns_subnet: str = "10.213.0.0/16"
     bridge: str = "wemu0"
+    served_subnet: str = "10.216.0.0/16"
+    """`--network served`: the subnet another process answers on (with `light`)."""
     guest_commands: tuple[str, ...] = DEFAULT_GUEST_COMMANDS
     guest_ports: tuple[int, ...] = DEFAULT_GUEST_PORTS
     readiness_path: str = DEFAULT_READINESS[0]

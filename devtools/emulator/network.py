@@ -100,6 +100,8 @@ class Network(Protocol):
 def build(config: EmulatorConfig) -> Network:
     if config.network == "netns":
         return NetnsNetwork(config)
+    if config.network == "served":
+        return ServedNetwork(config)
     return LoopbackNetwork(config)
 
 
@@ -114,7 +116,7 @@ class LoopbackNetwork:
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.base = int(ipaddress.IPv4Address(config.loopback_base))
-        self.ports = () if config.light else config.guest_ports  # light: another process serves them
+        self.ports = config.guest_ports
         self._used: set[int] = set()
         self._claims: dict[int, socket.socket] = {}
         self._lock = threading.Lock()
@@ -167,6 +169,58 @@ class LoopbackNetwork:
             claims, self._claims = list(self._claims.values()), {}
         for claim in claims:
             claim.close()
+
+
+class ServedNetwork:
+    """Addresses of a subnet that another process serves (the scale benchmark's agent farm, in a network
+    namespace of its own that answers on every address of the subnet): handed out round robin with the
+    shared cursor, nothing bound or checked here (no guest runs), the pod given the VMI's address as a
+    CNI would. Only with `light`: there are no guest processes to put on them."""
+
+    mode = "served"
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        if not config.light:
+            raise ValueError("--network served needs --light: no guest process can run on a served address")
+        self.subnet = ipaddress.IPv4Network(config.served_subnet)
+        self._used: set[int] = set()
+        self._lock = threading.Lock()
+        self._last = LastReserved(f"served-{self.subnet.network_address}-{self.subnet.prefixlen}")
+
+    def prepare(self) -> None:
+        pass
+
+    def attach(self, preferred: str | None = None) -> Attachment:
+        last = min(self.subnet.num_addresses - 2, 65534)
+        with self._lock, self._last.locked() as (previous, chosen):
+            candidates = round_robin(1, last, previous)
+            if preferred:  # a restarted emulator gives a running VMI its address back
+                with contextlib.suppress(ValueError):
+                    wanted = int(ipaddress.IPv4Address(preferred)) - int(self.subnet.network_address)
+                    if 0 < wanted <= last:
+                        candidates.insert(0, wanted)
+            for index in candidates:
+                if index not in self._used:
+                    self._used.add(index)
+                    chosen.append(index)
+                    return Attachment(str(self.subnet.network_address + index), index)
+        raise RuntimeError(f"no free address left in {self.subnet}")
+
+    def detach(self, attachment: Attachment) -> None:
+        with self._lock:
+            self._used.discard(attachment.index)
+
+    def wrap(self, argv: list[str], attachment: Attachment) -> list[str]:
+        return argv
+
+    def pod_ip(self, attachment: Attachment) -> str | None:
+        return attachment.ip
+
+    def host_ip(self) -> str:
+        return "127.0.0.1"
+
+    def shutdown(self) -> None:
+        pass
 
 
 def _claim(ip: str) -> socket.socket | None:
