@@ -11,6 +11,7 @@ their pids in `state.json`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -84,6 +85,11 @@ class DevCluster:
     etcd_peer_port: int = 0
     apiserver_port: int = 0
     controller_manager_port: int = 0
+    apiserver_args: tuple[str, ...] = ()
+    """Extra kube-apiserver flags (the scale benchmark's audit log)."""
+    users: tuple[str, ...] = ()
+    """More users in system:masters, each with a token and a kubeconfig of its own (`kubeconfig_for`): the
+    audit log then tells their requests apart."""
     _own_workdir: bool = False
 
     # ---- paths -----------------------------------------------------------------------------------
@@ -179,7 +185,10 @@ class DevCluster:
     # ---- the components --------------------------------------------------------------------------
     def _write_credentials(self) -> None:
         pki = self._dir / "pki"
-        (pki / "tokens.csv").write_text(f'{self.token},admin,admin,"system:masters"\n')
+        lines = [f'{self.token},admin,admin,"system:masters"'] + [
+            f'{self._user_token(user)},{user},{user},"system:masters"' for user in self.users
+        ]
+        (pki / "tokens.csv").write_text("\n".join(lines) + "\n")
         if not (pki / "sa.key").exists():
             _run(["openssl", "genrsa", "-out", str(pki / "sa.key"), "2048"])
             _run(["openssl", "rsa", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub")])
@@ -244,6 +253,7 @@ class DevCluster:
                 "--endpoint-reconciler-type=none",  # the kubernetes Service cannot point at loopback
                 "--profiling=false",
                 "--v=1",
+                *self.apiserver_args,
             ],
         )
         self._wait(apiserver, f"{self.server}/readyz", timeout, expect=b"ok", token=True)
@@ -281,7 +291,20 @@ class DevCluster:
             time.sleep(0.3)
         raise DevClusterError("kube-controller-manager never created the default service account")
 
-    def _write_kubeconfig(self) -> None:
+    def _user_token(self, user: str) -> str:
+        return hashlib.sha256(f"{self.token}/{user}".encode()).hexdigest()[:32]
+
+    def kubeconfig_for(self, user: str) -> Path:
+        """A kubeconfig of one of `users` (written on first use)."""
+        if user not in self.users:
+            raise DevClusterError(f"{user} is not a user of this cluster")
+        path = self._dir / f"kubeconfig-{user}"
+        if not path.exists():
+            self._write_kubeconfig(path, user, self._user_token(user))
+        return path
+
+    def _write_kubeconfig(self, path: Path | None = None, user: str = "admin", token: str | None = None) -> None:
+        path = path or self.kubeconfig
         config: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Config",
@@ -291,12 +314,12 @@ class DevCluster:
                     "cluster": {"server": self.server, "certificate-authority": str(self.ca_file)},
                 }
             ],
-            "users": [{"name": "admin", "user": {"token": self.token}}],
-            "contexts": [{"name": "dev", "context": {"cluster": "dev", "user": "admin"}}],
+            "users": [{"name": user, "user": {"token": token or self.token}}],
+            "contexts": [{"name": "dev", "context": {"cluster": "dev", "user": user}}],
             "current-context": "dev",
         }
-        self.kubeconfig.write_text(yaml.safe_dump(config))
-        self.kubeconfig.chmod(0o600)
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
 
     def _write_state(self) -> None:
         state = {
