@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,7 +42,8 @@ async def webappscaler_startup(settings: kopf.OperatorSettings, memo: kopf.Memo,
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     settings.posting.level = logging.WARNING  # our own Events say what happened; kopf's would be noise
-    memo.http = aiohttp.ClientSession()
+    # no limit on the connection pool: AgentHTTPSource bounds the scrapes in flight itself, outside the deadline
+    memo.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     config = memo.get("config")  # webapp_scaler.settings.Config, handed over by the runner
     memo.runtime = Runtime(
         kube=Kube.from_environment(),
@@ -123,6 +125,12 @@ for _group, _version, _plural, _kind in (
     kopf.on.event(_group, _version, _plural, when=_is_controlled, id=f"owned-{_plural}")(_owned_object_handler(_kind))
 
 
+def spread(key: str) -> float:
+    """A fraction of an interval in [0, 0.5), the same for the same object: added once, after the first
+    round, so that a thousand loops started by one operator start do not scrape and patch in lockstep."""
+    return (zlib.crc32(key.encode()) % 1000) / 2000
+
+
 async def _pause(reconciler: Reconciler, stopped: kopf.DaemonStopped, deadline: float) -> bool:
     """Wait until `deadline` (the next round), the daemon's stop, or a repair the watch asked for; True
     for the repair (then clear it and wait on), False for the other two."""
@@ -165,6 +173,7 @@ async def webappscaling_loop(
         level = logging.INFO if type_ == "Normal" else logging.WARNING
         logger.log(level, message, extra={"reason": reason})
 
+    first_round = True
     try:
         while not stopped:
             was = webappscaling.parse(body)  # kopf keeps `body` current: parsed afresh every round
@@ -184,6 +193,9 @@ async def webappscaling_loop(
                 logger.exception(f"reconcile round failed: {error}")
                 interval = max(interval, ERROR_BACKOFF_SECONDS)
             deadline = started + interval
+            if first_round:  # spread the rounds of objects whose loops started together (a restart)
+                deadline += interval * spread(key)
+                first_round = False
             while not stopped and await _pause(reconciler, stopped, deadline):
                 if body.metadata.get("deletionTimestamp"):
                     reconciler.repair_due.clear()  # else the wait returns at once, again and again

@@ -31,6 +31,9 @@ import aiohttp
 from webapp_scaler.sources.base import Reading, Target
 from webapp_scaler.sources.prometheus_text import MetricError, parse_body
 
+SCRAPE_CONCURRENCY = 256
+"""Scrapes in flight at once, over every WebAppScaling: a thousand objects' rounds falling together must
+not open ten thousand connections at once, nor time out while they wait their turn."""
 MAX_BODY_BYTES = 1 << 20  # an agent's exposition is a few KiB; anything near a MiB is not an agent
 _CHUNK = 64 * 1024
 
@@ -38,9 +41,12 @@ _CHUNK = 64 * 1024
 class AgentHTTPSource:
     """Reads `webapp_active_sessions` (or the spec's metric) from each agent's /metrics."""
 
-    def __init__(self, session: aiohttp.ClientSession, *, max_body: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, *, max_body: int = MAX_BODY_BYTES, concurrency: int = SCRAPE_CONCURRENCY
+    ) -> None:
         self.session = session
         self.max_body = max_body
+        self._slots = asyncio.Semaphore(concurrency)
 
     async def read(self, targets: Sequence[Target], *, metric: str, scrape_timeout: float) -> list[Reading]:
         return list(await asyncio.gather(*(self._read_one(t, metric, scrape_timeout) for t in targets)))
@@ -49,8 +55,10 @@ class AgentHTTPSource:
         started = time.monotonic()
         agent = f"agent {_address(target.url)}"
         try:
-            async with asyncio.timeout(scrape_timeout):
-                body = await self._fetch(target.url)
+            async with self._slots:  # the deadline starts once a slot is free: queueing is not the agent's fault
+                started = time.monotonic()
+                async with asyncio.timeout(scrape_timeout):
+                    body = await self._fetch(target.url)
             sessions = parse_body(body, metric)
         except TimeoutError:
             error = f"{agent}: timed out after {scrape_timeout:g} s (the whole answer, body included)"

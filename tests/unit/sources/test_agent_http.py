@@ -250,3 +250,20 @@ async def test_the_drain_mode_goes_in_the_body_and_a_409_is_an_unsupported_mode(
         ("POST", b'{"mode": "RefuseNewSessions"}'),
         ("DELETE", b""),
     ]
+
+
+async def test_a_scrape_waiting_for_a_free_slot_is_not_timed_out_meanwhile(agent_url: str) -> None:
+    """Two slow-ish agents through one slot: the second waits for the first, and its deadline only starts
+    once it is sent, so both answers count (with one shared deadline the second would time out)."""
+
+    async def lagging(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(0.4)
+        return web.Response(text=GOOD)
+
+    app = web.Application()
+    app.router.add_get("/lagging", lagging)
+    async with serving(app) as base, aiohttp.ClientSession() as session:
+        source = AgentHTTPSource(session, concurrency=1)
+        targets = [Target("a", base + "/lagging"), Target("b", base + "/lagging")]
+        readings = await source.read(targets, metric=METRIC, scrape_timeout=0.6)
+    assert [r.sessions for r in readings] == [42.0, 42.0]
