@@ -119,7 +119,7 @@ class FarmState:
 class Farm:
     def __init__(self, state: FarmState, rounds_out: TextIO) -> None:
         self.state, self.rounds_out = state, rounds_out
-        self.handler = web.Server(self.handle, access_log=None)
+        self.handler = web.Server(self.handle, access_log=None, keepalive_timeout=20)  # fds: 10,000 VMs
         self.servers: list[asyncio.base_events.Server] = []
 
     async def serve(self, sock: socket.socket) -> None:
