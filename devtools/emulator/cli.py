@@ -51,6 +51,7 @@ def parser() -> argparse.ArgumentParser:
         "served: an address of --served-subnet, which another process answers on (with --light)",
     )
     p.add_argument("--served-subnet", default="10.216.0.0/16", help="VM subnet in served mode")
+    p.add_argument("--served-announce", metavar="URL", help="served mode: POST each address and its VMI here")
     p.add_argument("--loopback-base", default="127.77.0.0", help="first address of the loopback range")
     p.add_argument("--netns-subnet", default="10.213.0.0/16", help="VM subnet in netns mode")
     p.add_argument("--bridge", default="wemu0", help="bridge in the root namespace (netns mode)")
@@ -101,6 +102,7 @@ def config_from(args: argparse.Namespace) -> EmulatorConfig:
         netns_subnet=args.netns_subnet,
         bridge=args.bridge,
         served_subnet=args.served_subnet,
+        served_announce=args.served_announce,
         guest_commands=tuple(args.guest_commands or DEFAULT_GUEST_COMMANDS),
         guest_ports=tuple(args.guest_ports or DEFAULT_GUEST_PORTS),
         readiness_path=args.readiness_path,

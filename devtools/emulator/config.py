@@ -37,6 +37,8 @@ class EmulatorConfig:
     bridge: str = "wemu0"
     served_subnet: str = "10.216.0.0/16"
     """`--network served`: the subnet another process answers on (with `light`)."""
+    served_announce: str | None = None
+    """`--network served`: a URL each address is POSTed to with its VMI before use, and when freed."""
     guest_commands: tuple[str, ...] = DEFAULT_GUEST_COMMANDS
     guest_ports: tuple[int, ...] = DEFAULT_GUEST_PORTS
     readiness_path: str = DEFAULT_READINESS[0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import ipaddress
+import json
 import logging
 import os
 import re
@@ -21,6 +22,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +95,7 @@ class Network(Protocol):
     def detach(self, attachment: Attachment) -> None: ...
     def wrap(self, argv: list[str], attachment: Attachment) -> list[str]: ...
     def pod_ip(self, attachment: Attachment) -> str | None: ...
+    def announce(self, attachment: Attachment, namespace: str, vmi: str, labels: dict[str, str]) -> None: ...
     def host_ip(self) -> str: ...
     def shutdown(self) -> None: ...
 
@@ -161,6 +164,9 @@ class LoopbackNetwork:
     def pod_ip(self, attachment: Attachment) -> str | None:
         return None
 
+    def announce(self, attachment: Attachment, namespace: str, vmi: str, labels: dict[str, str]) -> None:
+        pass  # the guest itself listens on its address
+
     def host_ip(self) -> str:
         return "127.0.0.1"
 
@@ -175,7 +181,9 @@ class ServedNetwork:
     """Addresses of a subnet that another process serves (the scale benchmark's agent farm, in a network
     namespace of its own that answers on every address of the subnet): handed out round robin with the
     shared cursor, nothing bound or checked here (no guest runs), the pod given the VMI's address as a
-    CNI would. Only with `light`: there are no guest processes to put on them."""
+    CNI would. Only with `light`: there are no guest processes to put on them. With `served_announce` (a
+    URL), each address is announced there with its VMI before the VMI reports it, and released when its
+    VM stops: whatever answers on the subnet knows which VM an address is before anyone can ask it."""
 
     mode = "served"
 
@@ -186,6 +194,7 @@ class ServedNetwork:
         self._used: set[int] = set()
         self._lock = threading.Lock()
         self._last = LastReserved(f"served-{self.subnet.network_address}-{self.subnet.prefixlen}")
+        self.announce_url = config.served_announce
 
     def prepare(self) -> None:
         pass
@@ -207,6 +216,7 @@ class ServedNetwork:
         raise RuntimeError(f"no free address left in {self.subnet}")
 
     def detach(self, attachment: Attachment) -> None:
+        self._post({"ip": attachment.ip, "released": True})
         with self._lock:
             self._used.discard(attachment.index)
 
@@ -215,6 +225,19 @@ class ServedNetwork:
 
     def pod_ip(self, attachment: Attachment) -> str | None:
         return attachment.ip
+
+    def announce(self, attachment: Attachment, namespace: str, vmi: str, labels: dict[str, str]) -> None:
+        self._post({"ip": attachment.ip, "namespace": namespace, "vmi": vmi, "labels": labels})
+
+    def _post(self, body: dict[str, object]) -> None:
+        if not self.announce_url:
+            return
+        headers = {"Content-Type": "application/json"}
+        request = urllib.request.Request(
+            self.announce_url, data=json.dumps(body).encode(), method="POST", headers=headers
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            answer.read()
 
     def host_ip(self) -> str:
         return "127.0.0.1"
@@ -363,6 +386,9 @@ class NetnsNetwork:
 
     def pod_ip(self, attachment: Attachment) -> str | None:
         return attachment.ip
+
+    def announce(self, attachment: Attachment, namespace: str, vmi: str, labels: dict[str, str]) -> None:
+        pass  # the guest itself listens on its address
 
     def host_ip(self) -> str:
         return self.gateway

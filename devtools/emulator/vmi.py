@@ -206,6 +206,11 @@ class VirtualMachineInstanceController:
         meta = vmi["metadata"]
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
         attachment = self.network.attach(preferred_ip)
+        try:
+            self.network.announce(attachment, namespace, name, dict(meta.get("labels") or {}))
+        except BaseException:
+            self.network.detach(attachment)
+            raise
         owner = kube.controller_of(vmi)
         vm_name = owner["name"] if owner else name
         volumes = Path() if self.config.light else self._secret_volumes(vmi)

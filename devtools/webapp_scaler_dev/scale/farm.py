@@ -4,8 +4,11 @@ The light emulator (`--network served`) hands the VMs addresses of one subnet; t
 of them at once: its listening socket lives in a network namespace of the benchmark's where the whole
 subnet is local (`ip route add local SUBNET dev lo`), and the address a connection was made to says
 which VM is asked. It answers as the session agent does: `/metrics` with `webapp_active_sessions`,
-`/readyz`, and `POST`/`DELETE /drain`. Which VM holds an address, and of which WebAppScaling, it learns
-from a watch of the VMIs (made from the host's namespace, where the apiserver is). An object's sessions
+`/readyz`, and `POST`/`DELETE /drain`. Which VM holds an address, and of which WebAppScaling, the
+emulator tells it (`--served-announce`: `POST /vms` on the control port) before the VMI reports the
+address, and again when the VM stops: no scrape can reach an address the farm does not know yet, so no
+VM answers a count that is not its share (a watch of the VMIs would lag behind the operator's own, and a
+VM answering 0 meanwhile looks like a rise when it answers its share next round). An object's sessions
 (the load plan's figure for now) are spread over its running VMs that are not draining; a draining VM
 reports 0, as a drained agent whose last user has left.
 
@@ -13,7 +16,7 @@ Each scrape is timed; the scrapes of one object that follow each other within `R
 round, written to `--rounds` as a JSON line when the next round starts (and at exit): the benchmark's
 scrape-round durations, decision latencies and restart convergence come from there.
 
-    python -m webapp_scaler_dev.scale.farm --kubeconfig K --plan plan.json --rounds rounds.jsonl \
+    python -m webapp_scaler_dev.scale.farm --plan plan.json --rounds rounds.jsonl \
         --netns NAME --control-port PORT
 """
 
@@ -27,7 +30,6 @@ import json
 import logging
 import signal
 import socket
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -35,7 +37,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from aiohttp import web
-from kubernetes import client, config, watch
 
 from webapp_scaler_dev.scale.plan import LoadPlan, split
 
@@ -45,7 +46,6 @@ LABEL_SCALING = "webappscaler.io/scaling"
 AGENT_PORT = 9100
 ROUND_GAP_S = 2.0
 """Scrapes of one object closer than this belong to one round (the scrape interval is far longer)."""
-WATCH_TIMEOUT_S = 60
 CLONE_NEWNET = 0x40000000
 
 
@@ -188,57 +188,22 @@ class Farm:
         self.state.rounds.clear()
         self.rounds_out.flush()
 
-    # ---- the VMIs ---------------------------------------------------------------------------------
-    def vmi_event(self, kind: str, vmi: dict[str, Any]) -> None:
-        """On the loop's thread: a VMI was listed, added, changed or deleted."""
-        meta = vmi.get("metadata") or {}
-        key = (str(meta.get("namespace") or ""), str((meta.get("labels") or {}).get(LABEL_SCALING) or ""))
-        status = vmi.get("status") or {}
-        ip = str(((status.get("interfaces") or [{}])[0]).get("ipAddress") or "")
-        name = str(meta.get("name"))
+    # ---- the VMs, as the emulator announces them --------------------------------------------------
+    def announced(self, body: dict[str, Any]) -> None:
+        """{"ip", "namespace", "vmi", "labels"}: the VM holds the address from now on; {"ip",
+        "released": true}: no longer."""
+        ip = str(body["ip"])
         state = self.state
-        members = state.by_object.setdefault(key, {})
-        running = kind != "DELETED" and bool(ip) and status.get("phase") == "Running"
-        known = members.get(name)
-        if known is not None and (known != ip or not running):  # an address that moved, or a VMI that went
-            del members[name]
-            if state.by_ip.get(known, (None, None))[1] == name:
-                del state.by_ip[known]
-            state.draining.discard(known)
-        if not running:
+        mapped = state.by_ip.pop(ip, None)
+        state.draining.discard(ip)
+        if mapped is not None:
+            state.by_object.get(mapped[0], {}).pop(mapped[1], None)
+        if body.get("released"):
             return
-        members[name] = ip
+        key = (str(body["namespace"]), str((body.get("labels") or {}).get(LABEL_SCALING) or ""))
+        name = str(body["vmi"])
         state.by_ip[ip] = (key, name)
-
-
-def watch_vmis(api: client.ApiClient, deliver: Any, stop: threading.Event) -> None:
-    """List, then watch, every labelled VMI in the cluster; relist after any error (a 410 included)."""
-    custom = client.CustomObjectsApi(api)
-
-    def listing(**kwargs: Any) -> Any:
-        return custom.list_cluster_custom_object(
-            "kubevirt.io", "v1", "virtualmachineinstances", label_selector=LABEL_SCALING, **kwargs
-        )
-
-    while not stop.is_set():
-        try:
-            listed = listing()
-            for item in listed["items"]:
-                deliver("ADDED", item)
-            version = listed["metadata"]["resourceVersion"]
-            while not stop.is_set():
-                stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
-                    listing, resource_version=version, timeout_seconds=WATCH_TIMEOUT_S
-                )
-                for event in stream:
-                    item = event["object"]
-                    if event["type"] == "ERROR":
-                        raise RuntimeError(str(item))
-                    version = item["metadata"]["resourceVersion"]
-                    deliver(event["type"], item)
-        except Exception as error:  # relist: the watch restarts from a fresh list
-            log.warning("VMI watch: %s; listing again", error)
-            stop.wait(1.0)
+        state.by_object.setdefault(key, {})[name] = ip
 
 
 async def control_app(farm: Farm, stopping: asyncio.Event) -> web.Application:
@@ -268,8 +233,12 @@ async def control_app(farm: Farm, stopping: asyncio.Event) -> web.Application:
             }
         )
 
+    async def vms(request: web.Request) -> web.Response:
+        farm.announced(await request.json())
+        return web.json_response({"vms": len(farm.state.by_ip)})
+
     app = web.Application()
-    app.add_routes([web.post("/plan", set_plan), web.get("/stats", stats)])
+    app.add_routes([web.post("/plan", set_plan), web.get("/stats", stats), web.post("/vms", vms)])
     return app
 
 
@@ -287,19 +256,10 @@ async def serve(args: argparse.Namespace, spec: dict[str, Any], rounds_out: Text
     site = web.TCPSite(runner, "127.0.0.1", args.control_port)
     await site.start()
     port = args.control_port
-    api = config.new_client_from_config(str(args.kubeconfig))  # type: ignore[no-untyped-call]
-    stop = threading.Event()
-
-    def deliver(kind: str, item: dict[str, Any]) -> None:
-        loop.call_soon_threadsafe(farm.vmi_event, kind, item)
-
-    watcher = threading.Thread(target=watch_vmis, args=(api, deliver, stop), daemon=True)
-    watcher.start()
     print(json.dumps({"msg": "agent farm ready", "control_port": port, "netns": args.netns}), flush=True)
     try:
         await stopping.wait()
     finally:
-        stop.set()
         farm.flush()
         await runner.cleanup()
         farm.close()
@@ -307,7 +267,6 @@ async def serve(args: argparse.Namespace, spec: dict[str, Any], rounds_out: Text
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="agent-farm", description=__doc__.split("\n\n")[0])
-    p.add_argument("--kubeconfig", type=Path, required=True)
     p.add_argument("--plan", type=Path, required=True, help="JSON: objects [[ns, name]…], base, high, period_s, hold_s")
     p.add_argument("--rounds", type=Path, required=True, help="JSON lines, one per scrape round of an object")
     p.add_argument("--netns", help="listen in this network namespace (where the VM subnet is local)")

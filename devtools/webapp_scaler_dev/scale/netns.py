@@ -29,6 +29,7 @@ def farm_namespace(vm_subnet: str = VM_SUBNET, link_subnet: str = LINK_SUBNET) -
     host_if, farm_if = f"wsf{os.getpid() % 100000}h", f"wsf{os.getpid() % 100000}f"
     link = ipaddress.IPv4Network(link_subnet)
     host_ip, farm_ip = str(link.network_address + 1), str(link.network_address + 2)
+    _remove_stale(vm_subnet)
     try:
         _ip("netns", "add", name)
         _ip("link", "add", host_if, "type", "veth", "peer", "name", farm_if)
@@ -46,3 +47,15 @@ def farm_namespace(vm_subnet: str = VM_SUBNET, link_subnet: str = LINK_SUBNET) -
         _ip("route", "del", vm_subnet, "via", farm_ip, check=False)
         _ip("link", "del", host_if, check=False)
         _ip("netns", "del", name, check=False)
+
+
+def _remove_stale(vm_subnet: str) -> None:
+    """What a run killed without its cleanup left: its namespace (named after its pid), its veth, and the
+    host's route to the VM subnet through it."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+    for name in listed:
+        if name.startswith("wsfarm-") and name[7:].isdigit() and not os.path.exists(f"/proc/{name[7:]}"):
+            pid = int(name[7:])
+            _ip("link", "del", f"wsf{pid % 100000}h", check=False)
+            _ip("netns", "del", name, check=False)
+            _ip("route", "del", vm_subnet, check=False)

@@ -193,7 +193,7 @@ class Sampler:
 
 
 class Farm:
-    def __init__(self, kubeconfig: Path, workdir: Path, settings: ScaleSettings, netns: str) -> None:
+    def __init__(self, workdir: Path, settings: ScaleSettings, netns: str) -> None:
         self.port = free_port()
         self.rounds = workdir / "rounds.jsonl"
         plan = {
@@ -205,7 +205,7 @@ class Farm:
             "ramp_s": settings.ramp_s,
         }
         (workdir / "plan.json").write_text(json.dumps(plan))
-        argv = [sys.executable, "-m", "webapp_scaler_dev.scale.farm", "--kubeconfig", str(kubeconfig)]
+        argv = [sys.executable, "-m", "webapp_scaler_dev.scale.farm"]
         argv += ["--plan", str(workdir / "plan.json"), "--rounds", str(self.rounds)]
         argv += ["--netns", netns, "--control-port", str(self.port)]
         self.log = workdir / "farm.log"
@@ -328,8 +328,9 @@ def _run(settings: ScaleSettings, workdir: Path, stack: contextlib.ExitStack, pr
     objects = object_names(settings)
     namespaces = sorted({ns for ns, _ in objects})
     progress(f"{len(namespaces)} namespace(s), a golden DataVolume in each")
-    for ns in namespaces:
+    for ns in ["webapp-scaler", *namespaces]:  # the first: where the operator keeps its Lease, as installed
         client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    for ns in namespaces:
         golden = {
             "apiVersion": "cdi.kubevirt.io/v1beta1",
             "kind": "DataVolume",
@@ -339,6 +340,9 @@ def _run(settings: ScaleSettings, workdir: Path, stack: contextlib.ExitStack, pr
         custom.create_namespaced_custom_object("cdi.kubevirt.io", "v1beta1", ns, "datavolumes", golden)
 
     netns = stack.enter_context(farm_namespace())
+    progress(f"agent farm: {settings.vms} VMs' session agents in one process")
+    farm = Farm(workdir, settings, netns)
+    stack.callback(farm.close)
     progress(f"emulated KubeVirt + CDI, light mode (objects only), VM addresses in {VM_SUBNET}")
     (workdir / "tmp").mkdir(exist_ok=True)
     stack.enter_context(
@@ -349,6 +353,7 @@ def _run(settings: ScaleSettings, workdir: Path, stack: contextlib.ExitStack, pr
             light=True,
             network="served",
             served_subnet=VM_SUBNET,
+            served_announce=f"http://127.0.0.1:{farm.port}/vms",  # each VM's address, before the VMI shows it
             workdir=workdir / "emulator",
             clone_seconds=2.0,
             import_seconds=1.0,
@@ -361,9 +366,6 @@ def _run(settings: ScaleSettings, workdir: Path, stack: contextlib.ExitStack, pr
         cluster.kubectl(
             "wait", "-n", ns, "--for=jsonpath={.status.phase}=Succeeded", "--timeout=300s", "datavolume/golden"
         )
-    progress(f"agent farm: {settings.vms} VMs' session agents in one process")
-    farm = Farm(cluster.kubeconfig, workdir, settings, netns)
-    stack.callback(farm.close)
     vms = VMWatch(api)
     vms.start()
     stack.callback(vms.stop.set)

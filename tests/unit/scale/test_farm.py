@@ -17,11 +17,9 @@ from webapp_scaler_dev.scale.plan import LoadPlan
 ADDRESSES = ["127.81.0.1", "127.81.0.2", "127.81.0.3"]
 
 
-def vmi(name: str, scaling: str, ip: str, phase: str = "Running") -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "namespace": "ns", "labels": {"webappscaler.io/scaling": scaling}},
-        "status": {"phase": phase, "interfaces": [{"ipAddress": ip}]},
-    }
+def vm(name: str, scaling: str, ip: str) -> dict[str, Any]:
+    """What the emulator announces for a VM (`--served-announce`)."""
+    return {"ip": ip, "namespace": "ns", "vmi": name, "labels": {"webappscaler.io/scaling": scaling}}
 
 
 async def test_the_farm_answers_each_vm_its_share_and_a_draining_vm_none(tmp_path: Path) -> None:
@@ -32,8 +30,7 @@ async def test_the_farm_answers_each_vm_its_share_and_a_draining_vm_none(tmp_pat
     for ip in ips:
         await farm.serve(listener(port, address=ip))
     for i, ip in enumerate(ips[:2]):
-        farm.vmi_event("ADDED", vmi(f"app-{i}", "app", ip))
-    farm.vmi_event("ADDED", vmi("app-2", "app", ips[2], phase="Scheduled"))  # not running: not counted
+        farm.announced(vm(f"app-{i}", "app", ip))
     try:
         async with aiohttp.ClientSession() as http:
 
@@ -48,9 +45,9 @@ async def test_the_farm_answers_each_vm_its_share_and_a_draining_vm_none(tmp_pat
             async with http.get(f"http://{ips[0]}:{port}/readyz") as answer:
                 assert answer.status == 503
             assert [await sessions(ip) for ip in ips[:2]] == [0, 25]
-            farm.vmi_event("DELETED", vmi("app-1", "app", ips[1]))
+            farm.announced({"ip": ips[1], "released": True})
             assert await sessions(ips[1]) == 0
-            assert farm.state.unmapped_scrapes == 2  # ips[2] (not running) and ips[1] once its VMI went
+            assert farm.state.unmapped_scrapes == 2  # ips[2] (never announced) and ips[1] once released
     finally:
         farm.close()
     farm.flush()
