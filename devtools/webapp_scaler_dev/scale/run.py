@@ -422,8 +422,11 @@ def _run(settings: ScaleSettings, workdir: Path, stack: contextlib.ExitStack, pr
     progress("restart: the load frozen, waiting for the fleets to settle")
     with contextlib.suppress(TimeoutError):
         _wait("every fleet settled", lambda: _settled(_statuses(custom)), 600, progress, every=5.0)
+    # a still fleet: the status patches once the trend has settled too (its forecast moves for minutes
+    # after the last change, and each move of half a session is a change worth writing)
+    time.sleep(8 * settings.scrape_interval_s)
     t_still = time.time()
-    time.sleep(3 * settings.scrape_interval_s)  # a still fleet: how many status patches without a change
+    time.sleep(4 * settings.scrape_interval_s)
     t_still_end = time.time()
     vm_count_before = len(vms.live)
     stop(holder["operator"], 30)
