@@ -194,8 +194,7 @@ class Reconciler:
             now=now,
             drain_mode=status.drain_mode(valid.spec.scaling.scale_in.drain) if valid else None,
         )
-        written = self.last_status if self.last_status is not None else dict(was.status or {})
-        if status.needs_write(written, new_status):
+        if new_status != self.last_status:
             with self._step("status", event):
                 await rt.kube.patch_status(self.namespace, self.name, new_status)
                 self.last_status = new_status

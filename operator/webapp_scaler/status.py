@@ -288,39 +288,6 @@ def build_status(
     return status
 
 
-DRIFT_SESSIONS = 0.5
-"""How far the published moving average or forecast may lag the engine's before the status is written
-for it alone: a damped trend settles by tenths of a session for minutes after every change, and a
-thousand WebAppScalings writing their status every round for that alone are thousands of writes a minute
-that tell nobody anything."""
-
-
-def needs_write(written: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
-    """Whether `new` must be written over the status last written (or read back, after a restart): any
-    change but the average and the forecast moving by less than `DRIFT_SESSIONS` since that write."""
-    if not written:
-        return True
-    if new == written:
-        return False
-
-    def without_estimates(status: Mapping[str, Any]) -> dict[str, Any]:
-        return {**status, "sessions": {**(status.get("sessions") or {}), "average": None, "forecast": None}}
-
-    if without_estimates(new) != without_estimates(written):
-        return True
-    old_sessions, new_sessions = written.get("sessions") or {}, new.get("sessions") or {}
-    return any(_drifted(old_sessions.get(k), new_sessions.get(k)) for k in ("average", "forecast"))
-
-
-def _drifted(old: Any, new: Any) -> bool:
-    if old is None or new is None:
-        return (old is None) != (new is None)
-    try:
-        return abs(float(new) - float(old)) >= DRIFT_SESSIONS
-    except (TypeError, ValueError):
-        return True
-
-
 def _decimal(value: float | None) -> str | None:
     return None if value is None else f"{value:.1f}"
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from webapp_scaler import model, status, webappscaling
 from webapp_scaler.constants import Reason
@@ -305,35 +302,3 @@ def test_reconciling_and_stalled_carry_the_observed_generation_like_every_condit
     rows = {c["type"]: c for c in built["conditions"]}
     assert rows["Reconciling"]["status"] == "False" and rows["Stalled"]["status"] == "False"
     assert {c["observedGeneration"] for c in built["conditions"]} == {built["observedGeneration"]} == {3}
-
-
-def _with_estimates(average: str | None, forecast: str | None, ready: int = 3) -> dict[str, Any]:
-    return {
-        "observedGeneration": 2,
-        "readyReplicas": ready,
-        "sessions": {"current": 40, "average": average, "forecast": forecast},
-    }
-
-
-def test_a_status_is_written_for_any_change_but_an_estimate_settling_by_tenths() -> None:
-    written = _with_estimates("41.3", "44.0")
-    assert status.needs_write(None, written)
-    assert status.needs_write({}, written)
-    assert not status.needs_write(written, dict(written))
-    assert not status.needs_write(written, _with_estimates("41.6", "43.6"))  # both moved < 0.5
-    assert status.needs_write(written, _with_estimates("41.8", "44.0"))  # the average moved 0.5
-    assert status.needs_write(written, _with_estimates("41.3", None))  # the forecast went away
-    assert status.needs_write(written, _with_estimates("41.3", "44.0", ready=4))  # anything else
-
-
-@given(st.lists(st.floats(-0.49, 0.49), min_size=1, max_size=30))
-def test_skipped_writes_never_let_the_published_estimate_lag_half_a_session(steps: list[float]) -> None:
-    """Writing only when needed, the status last written never differs from the engine's by 0.5 or more."""
-    written = _with_estimates("50.0", "50.0")
-    value = 50.0
-    for step in steps:
-        value += step
-        new = _with_estimates(f"{value:.1f}", f"{value:.1f}")
-        if status.needs_write(written, new):
-            written = new
-        assert abs(float(written["sessions"]["average"]) - float(f"{value:.1f}")) < 0.5
