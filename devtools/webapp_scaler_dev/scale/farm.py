@@ -206,7 +206,7 @@ class Farm:
         state.by_object.setdefault(key, {})[name] = ip
 
 
-async def control_app(farm: Farm, stopping: asyncio.Event) -> web.Application:
+async def control_app(farm: Farm) -> web.Application:
     """POST /plan {"ramp_from": t, "steps_from": t, "frozen_at": t} (each optional); GET /stats."""
 
     async def set_plan(request: web.Request) -> web.Response:
@@ -251,7 +251,7 @@ async def serve(args: argparse.Namespace, spec: dict[str, Any], rounds_out: Text
         loop.add_signal_handler(sig, stopping.set)
     farm = Farm(state, rounds_out)
     await farm.serve(listener(args.port, args.netns, args.listen_address))
-    runner = web.AppRunner(await control_app(farm, stopping), access_log=None)
+    runner = web.AppRunner(await control_app(farm), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", args.control_port)
     await site.start()
