@@ -9,6 +9,10 @@ load. The other modules with network-namespace emulators run where a worker is f
 the host's bridge safely (devtools/emulator/network.py). (pytest-xdist's own `--dist loadgroup` does not
 group here — pytest 9.2, pytest-xdist 3.8: the node ids reach its scheduler without their `@group` suffix —
 so the grouping is done in the scheduler below.)
+
+The longest units are handed out first (longest-first scheduling: the whole-stack unit to one worker, the
+scale benchmark to the other, the short modules fill in after), so no long module starts last and runs
+alone at the end. xdist's own reordering (by the number of tests in a module) would start them last.
 """
 
 from __future__ import annotations
@@ -27,12 +31,31 @@ WHOLE_STACK_MODULES = frozenset(
 )
 
 
+LONGEST_FIRST = (
+    "whole-stacks",
+    "tests/integration/test_scale_benchmark.py",
+    "tests/integration/test_reaction_benchmark.py",
+)
+
+
+def _unit(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    return "whole-stacks" if module in WHOLE_STACK_MODULES else module
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    """The longest units first, every other test in its collected order (the sort is stable)."""
+    rank = {unit: i for i, unit in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(_unit(item.nodeid), len(rank)))
+
+
 def pytest_xdist_make_scheduler(config: Any, log: Any) -> Any:
     from xdist.scheduler import LoadScopeScheduling
 
+    config.option.loadscopereorder = False  # keep the order above
+
     class WholeStacksTogether(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
-            return "whole-stacks" if module in WHOLE_STACK_MODULES else module
+            return _unit(nodeid)
 
     return WholeStacksTogether(config, log)
