@@ -34,6 +34,7 @@ from webapp_scaler.constants import (
 )
 from webapp_scaler.engine.decide import decide
 from webapp_scaler.expectations import Expectations
+from webapp_scaler.golden_reads import FRESH_SECONDS, GoldenImageReads
 from webapp_scaler.k8s import AlreadyExists, Kube
 from webapp_scaler.load_balancers import Concern, GatewayParent, RouteVerdict
 from webapp_scaler.sources.base import DrainControl, DrainError, DrainModeUnsupported, Reading, SessionSource
@@ -87,6 +88,7 @@ class Runtime:
     drainer: DrainControl
     clock: Callable[[], float] = time.time
     own_addresses: frozenset[str] = frozenset()  # never a scrape or drain target
+    golden_reads: GoldenImageReads = field(default_factory=GoldenImageReads)
 
 
 @dataclass
@@ -332,20 +334,20 @@ class Reconciler:
         if cached and not fresh:
             assert self.golden is not None
             return self.golden
-        try:
-            source = await rt.kube.get_golden_image(image.kind, image.namespace, image.name)
-            readable = True
-        except ApiException as error:
-            if error.status != 403:
-                raise
-            source, readable = None, False
+        # shared with every object made from this image: a ready one's read serves for the recheck
+        # interval, anything else (and a read before cloning) only while it is fresh
+        max_age = FRESH_SECONDS if fresh or self.golden is None or not self.golden.ready else GOLDEN_RECHECK_SECONDS
+        read_at, read = await rt.golden_reads.source(
+            rt.kube, image.kind, image.namespace, image.name, now, max_age=max_age
+        )
+        source, readable = read.source, read.readable
         clone_allowed = True
         if readable and source is not None and image.namespace != self.namespace:
-            clone_allowed = await rt.kube.can_clone_from(image.namespace)
+            clone_allowed = await rt.golden_reads.clone_allowed(rt.kube, image.namespace, now, max_age=max_age)
         self.golden = golden_image.evaluate(
             image.kind, image.namespace, image.name, source, readable=readable, clone_allowed=clone_allowed
         )
-        self.golden_checked_at = now
+        self.golden_checked_at = read_at  # the verdict is as old as the read it comes from
         return self.golden
 
     async def _network(self, rt: Runtime, was: WebAppScaling, now: float, event: EventSink) -> None:
